@@ -29,14 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from stroke_lib.data.synthetic.atlas import load_atlas, region_names
+from stroke_lib.data.synthetic.atlas import load_atlas, region_names, voxel_world
 from stroke_lib.data.synthetic.subject import SITES, generate_subject
 from stroke_lib.data.synthetic.writers import ras_affine, write_ct_series, write_nifti
 from stroke_lib.paths import data_dir
 
-__all__ = ["CohortSpec", "generate_cohort", "cohort_path", "oracle_ceilings"]
+__all__ = ["CohortSpec", "generate_cohort", "cohort_path", "oracle_ceilings", "mirror_voxels",
+           "mirror_contrast"]
 
 DONE_MARKER = "COHORT_COMPLETE"
 
@@ -187,3 +188,48 @@ def generate_cohort(
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
     return root
+
+
+def mirror_voxels(affine: np.ndarray, shape: tuple[int, int, int], geometry: dict) -> np.ndarray:
+    """Index (3, X, Y, Z) of each voxel's mirror image across the subject's midline.
+
+    The midsagittal plane is the template's x = 0 carried by the subject's pose (the
+    file ``derivatives/geometry/sub-*.json``); the mild elastic part of the warp
+    (about 2 mm) is ignored. Indices are rounded and clipped to the grid.
+
+    Args:
+        affine: voxel -> RAS mm of the image (a loader's ``Volume.affine``).
+        shape: the image shape (X, Y, Z).
+        geometry: the subject's geometry record with ``subject_from_template``.
+    """
+    pose = np.asarray(geometry["subject_from_template"], float)
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    m = np.linalg.inv(affine) @ pose @ flip @ np.linalg.inv(pose) @ affine
+    idx = np.rint(voxel_world(m, shape)).astype(int)
+    return np.stack([np.clip(i, 0, s - 1) for i, s in zip(idx, shape)])
+
+
+def mirror_contrast(
+    image: np.ndarray,
+    affine: np.ndarray,
+    mask: np.ndarray,
+    geometry: dict,
+    valid: tuple[float, float] = (-np.inf, np.inf),
+) -> float:
+    """Mean of ``image`` inside ``mask`` minus its mean at the mirrored voxels.
+
+    Pairs whose mirror voxel is itself in the mask, or whose mirror value lies outside
+    ``valid`` (say 10-60 HU, to drop skull and CSF), are left out. NaN if no pair is left.
+
+    Args:
+        image, mask: (X, Y, Z) arrays on one grid with voxel -> RAS ``affine``.
+        geometry: the subject's ``derivatives/geometry/sub-*.json`` record.
+    """
+    mirror = mirror_voxels(affine, image.shape, geometry)
+    inside = mask.astype(bool)
+    mi = tuple(m[inside] for m in mirror)
+    other = image[mi]
+    keep = ~inside[mi] & (other >= valid[0]) & (other <= valid[1])
+    if not keep.any():
+        return float("nan")
+    return float(image[inside][keep].mean() - other[keep].mean())

@@ -1,0 +1,36 @@
+# Thin wrapper: every target calls python -m stroke_lib (or pytest) in a virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= auto
+STAMP := $(VENV)/.installed
+
+.PHONY: install book test cohort chapter clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch is installed first, pinned, so no other requirement pulls a CUDA build.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: install
+	$(PY) -m stroke_lib book --profile $(PROFILE)
+
+test: install
+	$(PY) -m pytest
+
+cohort: install
+	$(PY) -m stroke_lib cohort --profile $(PROFILE)
+
+# make chapter NAME=01_evaluation PARAMS="-p profile full -p seed 1"
+chapter: install
+	$(PY) -m stroke_lib chapter $(NAME) $(PARAMS)
+
+clean:
+	rm -rf book/_build book/chapters/*.ipynb notebooks/*.ipynb
