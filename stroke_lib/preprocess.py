@@ -53,7 +53,7 @@ def ct_brain_mask(hu: np.ndarray, low: float = 0.0, high: float = 100.0) -> np.n
     """Brain mask of a head CT (X, Y, Z): soft tissue inside the skull.
 
     Voxels within [low, high] HU, cut from the scalp by an erosion, keeping the largest
-    connected component, holes filled slice by slice, then dilated back.
+    connected component, dilated back, holes filled slice by slice (bone excluded).
     """
     soft = (hu >= low) & (hu <= high)
     soft = ndimage.binary_erosion(soft, iterations=2)
@@ -65,7 +65,7 @@ def ct_brain_mask(hu: np.ndarray, low: float = 0.0, high: float = 100.0) -> np.n
     mask = ndimage.binary_dilation(mask, iterations=2) & (hu >= low) & (hu <= high)
     for k in range(mask.shape[2]):
         mask[:, :, k] = ndimage.binary_fill_holes(mask[:, :, k])
-    return mask
+    return mask & (hu <= high)  # filled holes may enclose bone at the skull base
 
 
 def crop_or_pad_slices(
