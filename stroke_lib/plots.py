@@ -108,3 +108,110 @@ def paired_differences(table: pd.DataFrame, x: str, y: str, title: str, xlabel: 
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.tight_layout()
     return fig
+
+
+def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
+               operating_points: dict[str, tuple[float, float]] | None = None,
+               n_boot: int = 200, seed: int = 0) -> plt.Figure:
+    """ROC curves of several models on one axis with 95% bootstrap bands.
+
+    Args:
+        curves: label -> (y, score, groups); the band resamples patients (groups).
+        operating_points: label -> (sensitivity, specificity), drawn as markers
+            (e.g. published clinicians' or models' points).
+    """
+    from sklearn.metrics import roc_curve
+
+    grid = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    rng = np.random.default_rng(seed)
+    for label, (y, score, groups) in curves.items():
+        y, score, groups = np.asarray(y), np.asarray(score), np.asarray(groups)
+        fpr, tpr, _ = roc_curve(y, score)
+        line, = ax.plot(fpr, tpr, label=label)
+        patients = np.unique(groups)
+        tprs = []
+        for _ in range(n_boot):
+            drawn = rng.choice(patients, len(patients), replace=True)
+            idx = np.concatenate([np.flatnonzero(groups == p) for p in drawn])
+            if len(np.unique(y[idx])) < 2:
+                continue
+            f, t, _ = roc_curve(y[idx], score[idx])
+            tprs.append(np.interp(grid, f, t))
+        lo, hi = np.quantile(tprs, [0.025, 0.975], axis=0)
+        ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
+    for label, (sens, spec) in (operating_points or {}).items():
+        ax.plot(1 - spec, sens, marker="*", ms=11, ls="none", label=label)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(items: dict[str, tuple[np.ndarray, np.ndarray]], labels: Sequence[str],
+                       title: str) -> plt.Figure:
+    """Confusion matrices side by side: name -> (y, predicted class)."""
+    from sklearn.metrics import confusion_matrix
+
+    fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 3.2), squeeze=False)
+    for ax, (name, (y, pred)) in zip(axes[0], items.items()):
+        cm = confusion_matrix(y, pred, labels=[0, 1])
+        sns.heatmap(cm, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax,
+                    xticklabels=labels, yticklabels=labels)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, pd.DataFrame], title: str) -> plt.Figure:
+    """Train and validation loss per epoch for several runs: name -> history table."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, h in histories.items():
+        line, = ax.plot(h.epoch, h.train_loss, label=f"{name} train")
+        ax.plot(h.epoch, h.val_loss, ls="--", color=line.get_color(), label=f"{name} validation")
+    ax.set(xlabel="epoch", ylabel="loss (BCE)", title=title)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def reliability(items: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
+    """Reliability curves: name -> (mean predicted, observed rate) per bin."""
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    for name, (pred, obs) in items.items():
+        ax.plot(pred, obs, marker="o", label=name)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="predicted probability", ylabel="observed rate", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_overlays(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str,
+                     n_slices: int = 4) -> plt.Figure:
+    """Grad-CAM over several axial slices with the lesion outline.
+
+    Args:
+        rows: (label, image (X, Y, Z), cam (X, Y, Z) in [0, 1], lesion mask (X, Y, Z)).
+    """
+    fig, axes = plt.subplots(len(rows), n_slices, figsize=(2.2 * n_slices, 2.3 * len(rows)),
+                             squeeze=False)
+    for r, (label, image, cam, mask) in enumerate(rows):
+        centre = lesion_slice(mask)
+        ks = np.clip(centre + np.arange(n_slices) - n_slices // 2, 0, image.shape[2] - 1)
+        for c, k in enumerate(ks):
+            ax = axes[r, c]
+            ax.imshow(axial(image, k), cmap="gray")
+            ax.imshow(axial(cam, k), cmap="jet", alpha=0.35, vmin=0, vmax=1)
+            if mask[:, :, k].any():
+                ax.contour(axial(mask > 0.5, k), levels=[0.5], colors="white", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"slice {k}", fontsize=7)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.suptitle(f"{title}\n({RADIOLOGICAL}; white: lesion)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,33 @@
+"""Networks used by the chapters. Baselines are MONAI's, with one logit output."""
+
+from __future__ import annotations
+
+from monai.networks.nets import DenseNet, DenseNet121, resnet10
+from torch import nn
+
+#: Grad-CAM target layer of each baseline: a middle stage, whose feature map keeps 1/8 of
+#: the input's resolution (the last stage is 1 x 1 x 1 at the smoke input of 32^3).
+GRADCAM_LAYERS = {"densenet": "features.denseblock2", "resnet10": "layer2"}
+#: Top modules that the randomisation check re-initialises.
+TOP_LAYERS = {"densenet": ["class_layers", "features.denseblock4"], "resnet10": ["fc", "layer4"]}
+
+
+def baseline(name: str, in_channels: int, slim: bool = False, spatial_dims: int = 3) -> nn.Module:
+    """A MONAI baseline classifier with one output logit.
+
+    Args:
+        name: ``"densenet"`` (DenseNet121; slim: DenseNet with blocks 2-2-2-2, growth 8)
+            or ``"resnet10"`` (MONAI resnet10; slim: a quarter of the channels).
+        in_channels: input channels (2 for DWI + ADC).
+        slim: the small variants the smoke profile trains on 2 CPU cores.
+        spatial_dims: 3 for volumes (B, C, X, Y, Z), 2 for slices (B, C, X, Y).
+    """
+    if name == "densenet":
+        if slim:
+            return DenseNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=1,
+                            init_features=8, growth_rate=8, block_config=(2, 2, 2, 2))
+        return DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=1)
+    if name == "resnet10":
+        return resnet10(spatial_dims=spatial_dims, n_input_channels=in_channels, num_classes=1,
+                        widen_factor=0.25 if slim else 1.0)
+    raise ValueError(f"unknown baseline {name!r}; choose from {sorted(GRADCAM_LAYERS)}")

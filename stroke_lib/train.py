@@ -1,0 +1,262 @@
+"""The one training loop of the book, and patient-level cross-validation.
+
+``fit`` trains a binary classifier (one logit output) on an in-memory dataset and
+returns the model with the best validation loss, its history and a predictions table.
+It checkpoints every epoch (model, optimiser, early-stopping state and every random
+state) so a run killed after epoch k and started again with ``resume=True`` ends with
+the same weights as an uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import StratifiedGroupKFold
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+
+class LeakageError(ValueError):
+    """A split that puts one patient on both sides."""
+
+
+def assert_patient_disjoint(train_groups, test_groups) -> None:
+    """Raise ``LeakageError`` naming the patients found in both groups."""
+    shared = sorted(set(np.asarray(train_groups)) & set(np.asarray(test_groups)))
+    if shared:
+        raise LeakageError(f"{len(shared)} patient(s) on both sides of a split: {shared[:5]}")
+
+
+def patient_folds(
+    labels: np.ndarray, groups: np.ndarray, n_splits: int = 3, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified group k-fold (scikit-learn) by patient; every split is checked for leaks.
+
+    Returns a list of (train_index, test_index) arrays.
+    """
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = []
+    for tr, te in splitter.split(np.zeros(len(labels)), labels, groups):
+        assert_patient_disjoint(np.asarray(groups)[tr], np.asarray(groups)[te])
+        folds.append((tr, te))
+    return folds
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``fit``.
+
+    Attributes:
+        epochs: maximum epochs. patience: epochs without a better validation loss
+        before stopping. lr, weight_decay: AdamW. batch_size. grad_clip: max gradient norm.
+        balance: weight the positive class by n_neg / n_pos in the loss.
+        device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
+        seed: seeds torch, numpy, random and the DataLoader's shuffling.
+        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        progress: show a tqdm bar over epochs.
+    """
+
+    epochs: int = 10
+    patience: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 8
+    grad_clip: float = 1.0
+    balance: bool = True
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    """A fitted model (best validation loss), its per-epoch history and best epoch."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_epoch: int
+    device: str
+    extras: dict = field(default_factory=dict)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state(loader_gen: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "random": random.getstate(), "loader": loader_gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["random"])
+    loader_gen.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 16, device: str = "auto",
+            amp: bool = True) -> np.ndarray:
+    """Positive-class probabilities (N,) for inputs ``x`` (N, C, *spatial)."""
+    dev = _device(device)
+    model = model.to(dev).eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        with _autocast(dev, amp):
+            logits = model(x[i : i + batch_size].to(dev))
+        out.append(torch.sigmoid(logits.float().reshape(-1)).cpu())
+    return torch.cat(out).numpy()
+
+
+def fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    x_val: torch.Tensor,
+    y_val: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+) -> FitResult:
+    """Train ``model`` (one logit out) with AdamW and BCE loss; keep the best-val-loss weights.
+
+    Args:
+        x_train, x_val: float tensors (N, C, *spatial), already preprocessed.
+        y_train, y_val: labels in {0, 1}, shape (N,).
+    """
+    dev = _device(config.device)
+    _seed_all(config.seed)
+    model = model.to(dev)
+    y_tr = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
+    y_va = torch.as_tensor(np.asarray(y_val), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(TensorDataset(x_train, y_tr), batch_size=config.batch_size,
+                        shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
+    n_pos = float(y_tr.sum())
+    pos_weight = torch.tensor((len(y_tr) - n_pos) / max(n_pos, 1.0)) if config.balance else None
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
+    val_loss_fn = nn.BCEWithLogitsLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    history: list[dict] = []
+    best_loss, best_epoch, best_state, start = float("inf"), -1, None, 0
+    ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+    if ckpt and config.resume and (ckpt / "last.pt").exists():
+        state = torch.load(ckpt / "last.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, best_loss, best_epoch = state["history"], state["best_loss"], state["best_epoch"]
+        best_state = torch.load(ckpt / "best.pt", weights_only=False)["model"]
+        start = state["epoch"] + 1
+        _set_rng_state(state["rng"], gen)
+
+    bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress, leave=False)
+    for epoch in bar:
+        if epoch - best_epoch > config.patience and best_epoch >= 0:
+            break
+        model.train()
+        total = 0.0
+        for xb, yb in loader:
+            xb, yb = xb.to(dev), yb.to(dev)
+            opt.zero_grad(set_to_none=True)
+            with _autocast(dev, config.amp):
+                logits = model(xb).reshape(-1)
+            loss = loss_fn(logits.float(), yb)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            total += float(loss.detach()) * len(yb)
+        train_loss = total / len(y_tr)
+        rng = _rng_state(gen)  # evaluation must not change the training random stream
+        p_val = predict(model, x_val, config.batch_size, str(dev), config.amp)
+        val_loss = float(val_loss_fn(torch.logit(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6)), y_va))
+        _set_rng_state(rng, gen)
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss})
+        bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+            if ckpt:
+                ckpt.mkdir(parents=True, exist_ok=True)
+                torch.save({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
+        if ckpt:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                        "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
+                        "rng": _rng_state(gen)}, ckpt / "last.pt")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,
+                     device=str(dev))
+
+
+def predictions_table(patient_id, scan_id, y, score, **columns) -> pd.DataFrame:
+    """The predictions table every chapter writes: patient_id, scan, label, score, extras."""
+    return pd.DataFrame({"patient_id": np.asarray(patient_id), "scan": np.asarray(scan_id),
+                         "label": np.asarray(y).astype(int), "score": np.asarray(score, float),
+                         **columns})
+
+
+def _inner_split(y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out about a fifth of the training patients for early stopping and thresholds."""
+    return patient_folds(y, groups, n_splits=5, seed=seed)[0]
+
+
+def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fit: np.ndarray,
+                   x_test: torch.Tensor, config: TrainConfig) -> dict:
+    """Fit on ``x_fit`` (with an inner patient split for validation) and score ``x_test``.
+
+    Returns the fit result, validation labels and scores (for Youden's threshold) and
+    the test scores.
+    """
+    tr, va = _inner_split(y_fit, groups_fit, config.seed)
+    result = fit(make_model(), x_fit[tr], y_fit[tr], x_fit[va], y_fit[va], config)
+    return {"fit": result, "y_val": y_fit[va],
+            "score_val": predict(result.model, x_fit[va], config.batch_size, config.device, config.amp),
+            "score_test": predict(result.model, x_test, config.batch_size, config.device, config.amp)}
+
+
+def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarray,
+                   n_splits: int, config: TrainConfig) -> tuple[np.ndarray, list[dict]]:
+    """Patient-level stratified k-fold: out-of-fold scores (N,) and one record per fold
+    (fit result, validation labels/scores, test index)."""
+    scores = np.full(len(y), np.nan)
+    folds = []
+    for k, (tr, te) in enumerate(patient_folds(y, groups, n_splits, config.seed)):
+        cfg = TrainConfig(**{**config.__dict__, "seed": config.seed + k,
+                             "checkpoint_dir": (Path(config.checkpoint_dir) / f"fold{k}")
+                             if config.checkpoint_dir else None})
+        out = train_and_test(make_model, x[tr], y[tr], groups[tr], x[te], cfg)
+        scores[te] = out["score_test"]
+        folds.append({**out, "test_index": te})
+    return scores, folds
