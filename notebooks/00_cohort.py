@@ -230,19 +230,15 @@ fig = dwi_adc(dwi_rows, f"DWI and ADC of {tag} subjects, lesion outlined")
 # %%
 if synthetic:
     scratch = Path(tempfile.mkdtemp(prefix="damaged-", dir=data_dir()))
-    ids = list(table.patient_id.unique()[:4])
-    for pid in ids:
-        shutil.copytree(cohort.root / pid, scratch / pid)
-        shutil.copytree(cohort.root / "sourcedata" / "ct" / pid, scratch / "ct" / pid)
-    part = pd.read_csv(cohort.root / "participants.tsv", sep="\t")
-    part[part.participant_id.isin(ids)].to_csv(scratch / "participants.tsv", sep="\t", index=False)
-    faults.truncate_file(sorted((scratch / "ct" / ids[0] / "NCCT_HEAD").glob("*.dcm"))[3])
-    faults.drop_slice(scratch / "ct" / ids[1] / "NCCT_HEAD")
+    ids = faults.copy_subjects(cohort.root, scratch, 4)
+    ct_dir = scratch / "sourcedata" / "ct"
+    faults.truncate_file(sorted((ct_dir / ids[0] / "NCCT_HEAD").glob("*.dcm"))[3])
+    faults.drop_slice(ct_dir / ids[1] / "NCCT_HEAD")
     faults.add_nans(scratch / ids[2] / "dwi" / f"{ids[2]}_rec-ADC_dwi.nii.gz")
     faults.reorient_to_lps(scratch / ids[3] / "dwi" / f"{ids[3]}_rec-TRACE_dwi.nii.gz")
-    faults.set_patient_name(scratch / "ct" / ids[3] / "NCCT_HEAD", faults.EXAMPLE_PATIENT_NAME)
+    faults.set_patient_name(ct_dir / ids[3] / "NCCT_HEAD", faults.EXAMPLE_PATIENT_NAME)
     damaged_dwi = load_soop(scratch, site="copy")
-    damaged_ct = load_ct_series_folders(scratch / "ct", "*/NCCT_HEAD")
+    damaged_ct = load_ct_series_folders(ct_dir, "*/NCCT_HEAD")
     rejects = pd.concat([damaged_dwi.rejects, damaged_ct.rejects], ignore_index=True)
     rejects["file"] = [str(Path(f).relative_to(scratch)) for f in rejects.file]
     loaded = pd.concat([damaged_dwi.table, damaged_ct.table])

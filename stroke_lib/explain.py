@@ -21,7 +21,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: in
     maps = []
     for i in range(0, len(x), batch_size):
         with torch.enable_grad():
-            m = cam(x=x[i : i + batch_size].cpu().clone().requires_grad_(False), class_idx=0)
+            m = cam(x=x[i : i + batch_size].cpu(), class_idx=0)
         maps.append(m.detach()[:, 0].numpy())
     return np.concatenate(maps).astype(np.float32)
 

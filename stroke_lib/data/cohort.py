@@ -47,9 +47,14 @@ class Cohort:
 
 
 class _Collector:
-    """Reads scans through a reader, keeping rejects instead of raising."""
+    """Checks scans, keeping rejects instead of raising.
 
-    def __init__(self) -> None:
+    Every path must exist; with ``validate`` each is also read once through the reader,
+    so unreadable files are rejected and repairs are listed.
+    """
+
+    def __init__(self, validate: bool) -> None:
+        self.validate = validate
         self.rows: list[dict[str, object]] = []
 
     def check(self, patient_id: str, paths: list[Path], reader: Callable[[Path], Volume]) -> bool:
@@ -57,6 +62,8 @@ class _Collector:
             if not path.exists():
                 self.rows.append(_reject(patient_id, path, "file not found", "skipped"))
                 return False
+            if not self.validate:
+                continue
             try:
                 vol = reader(path)
             except DataError as err:
@@ -105,9 +112,8 @@ def load_soop(root: str | Path, site: str = "SOOP", validate: bool = True) -> Co
     """
     root = Path(root)
     part = read_participants(root / "participants.tsv", ("participant_id", "nihss"))
-    col = _Collector()
+    col = _Collector(validate)
     rows = []
-    reader = read_nifti if validate else (lambda p: Volume(None, None, p))
     for rec in tqdm(part.to_dict("records"), desc=f"reading {root.name}", unit="subject", leave=False):
         pid = str(rec["participant_id"])
         dwi = root / pid / "dwi" / f"{pid}_rec-TRACE_dwi.nii.gz"
@@ -115,7 +121,7 @@ def load_soop(root: str | Path, site: str = "SOOP", validate: bool = True) -> Co
         if pd.isna(rec["nihss"]):
             col.rows.append(_reject(pid, root / "participants.tsv", "nihss is empty", "skipped"))
             continue
-        if not col.check(pid, [dwi, adc], reader):
+        if not col.check(pid, [dwi, adc], read_nifti):
             continue
         rows.append(
             {
@@ -142,15 +148,14 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
     subjects = sorted(p.name for p in (root / "rawdata").glob("sub-*") if p.is_dir())
     if not subjects:
         raise DataError(root / "rawdata", "no sub-* folders: not the ISLES 2022 layout")
-    col = _Collector()
+    col = _Collector(validate)
     rows = []
-    reader = read_nifti if validate else (lambda p: Volume(None, None, p))
     for pid in tqdm(subjects, desc="reading ISLES 2022", unit="subject", leave=False):
         stem = f"{pid}_ses-0001"
         dwi = root / "rawdata" / pid / "ses-0001" / "dwi" / f"{stem}_dwi.nii.gz"
         adc = dwi.with_name(f"{stem}_adc.nii.gz")
         mask = root / "derivatives" / pid / "ses-0001" / f"{stem}_msk.nii.gz"
-        if not col.check(pid, [dwi, adc, mask], reader):
+        if not col.check(pid, [dwi, adc, mask], read_nifti):
             continue
         rows.append(
             {
@@ -175,13 +180,12 @@ def load_ct_series_folders(
     embedded cohort's ``sourcedata/ct/sub-X/NCCT_HEAD``).
     """
     root = Path(root)
-    col = _Collector()
+    col = _Collector(validate)
     rows = []
-    reader = read_ct_series if validate else (lambda p: Volume(None, None, p))
     folders = sorted(p for p in root.glob(series_glob) if p.is_dir())
     for folder in tqdm(folders, desc="reading CT series", unit="series", leave=False):
         pid = folder.relative_to(root).parts[0]
-        if not col.check(pid, [folder], reader):
+        if not col.check(pid, [folder], read_ct_series):
             continue
         rows.append(
             {

@@ -7,12 +7,26 @@ files in place; call it on a copy.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pydicom
+
+
+def copy_subjects(root: Path, dest: Path, n: int = 4) -> list[str]:
+    """Copy the first ``n`` subjects of an embedded cohort (DWI, ADC, CT series and their
+    participants.tsv rows) into ``dest``, in the same layout; returns their IDs."""
+    root, dest = Path(root), Path(dest)
+    part = pd.read_csv(root / "participants.tsv", sep="\t", dtype={"participant_id": str})
+    ids = list(part.participant_id[:n])
+    for pid in ids:
+        shutil.copytree(root / pid, dest / pid)
+        shutil.copytree(root / "sourcedata" / "ct" / pid, dest / "sourcedata" / "ct" / pid)
+    part[part.participant_id.isin(ids)].to_csv(dest / "participants.tsv", sep="\t", index=False)
+    return ids
 
 
 def _slices(series: Path) -> list[Path]:

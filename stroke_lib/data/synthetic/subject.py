@@ -146,7 +146,7 @@ def _draw_blob(
     return blob
 
 
-def _pick_territory(rng: np.random.Generator, atlas: Atlas, exclude: str = "") -> str:
+def _pick_territory(rng: np.random.Generator, exclude: str = "") -> str:
     names = [n for n in TERRITORY_P if n != exclude.split("_")[0]]
     p = np.array([TERRITORY_P[n] for n in names])
     kind = str(rng.choice(names, p=p / p.sum()))
@@ -219,9 +219,9 @@ def generate_subject(
     haem = np.zeros(atlas.shape, bool)
     territory = ""
     if stroke_type == "ischaemic":
-        territory = _pick_territory(rng, atlas)
-        big = territory.startswith(("lacunar", "brainstem"))
-        ml = float(np.exp(rng.normal(np.log(0.8) if big else prof.lesion_log_ml_mean, 1.1)))
+        territory = _pick_territory(rng)
+        small = territory.startswith(("lacunar", "brainstem"))
+        ml = float(np.exp(rng.normal(np.log(0.8) if small else prof.lesion_log_ml_mean, 1.1)))
         acute = _draw_blob(rng, atlas.territories[territory], ml)
     elif stroke_type == "haemorrhagic":
         deep = rng.random() < 0.6
@@ -232,7 +232,7 @@ def generate_subject(
         tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
         haem = _draw_blob(rng, ndimage.binary_dilation(allowed, iterations=4) & tissue, ml, 0.3)
     if rng.random() < (0.25 if stroke_type == "ischaemic" else 0.1):
-        old_territory = _pick_territory(rng, atlas, exclude=territory)
+        old_territory = _pick_territory(rng, exclude=territory)
         old = _draw_blob(rng, atlas.territories[old_territory], float(np.exp(rng.normal(0.8, 0.8))))
         old &= ~acute & ~haem
     oedema = ndimage.binary_dilation(haem, iterations=2) & ~haem & atlas.brain
