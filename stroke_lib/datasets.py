@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from monai.transforms import Resize
+from monai.transforms import Compose, RandAffine, RandGaussianNoise, RandScaleIntensity, Resize
 from tqdm import tqdm
 
 from stroke_lib.data import read_nifti
@@ -38,24 +38,55 @@ class ArrayDataset:
                             self.masks[index], self.brains[index])
 
 
-def dwi_dataset(rows: pd.DataFrame, label: Sequence[int], shape: Sequence[int]) -> ArrayDataset:
-    """DWI b1000 and ADC as two channels, z-scored within the brain, resized to ``shape``.
+#: Lesion labels of the cohort's masks that count as the acute lesion (infarct, haematoma).
+ACUTE_LESION_LABELS = (1, 3)
+
+
+def dwi_dataset(rows: pd.DataFrame, label: Sequence[int], shape: Sequence[int],
+                channels: Sequence[str] = ("dwi", "adc")) -> ArrayDataset:
+    """DWI b1000 and/or ADC, standardised within the brain, resized to ``shape``.
+
+    Each channel is standardised by ``normalize_mri`` (robust: median and interquartile
+    range of the brain), so that a lesion does not change the scale of normal tissue.
 
     Args:
         rows: cohort rows with ``image`` (DWI trace), ``adc`` and optionally ``mask``.
         label: 0/1 per row.
         shape: spatial size (X, Y, Z) of the model input.
+        channels: which of ``"dwi"`` and ``"adc"``, in order (TRACT-NET reads DWI alone).
     """
+    unknown = set(channels) - {"dwi", "adc"}
+    if unknown or not channels:
+        raise ValueError(f"channels must be drawn from 'dwi' and 'adc', got {list(channels)}")
     resize = Resize(spatial_size=tuple(shape), mode="trilinear")
     resize_nn = Resize(spatial_size=tuple(shape), mode="nearest")
     xs, masks, brains = [], [], []
     for _, r in tqdm(rows.iterrows(), total=len(rows), desc="preparing DWI inputs", leave=False):
-        dwi, adc = read_nifti(r.image).data, read_nifti(r.adc).data
-        brain = adc > 0
-        vol = np.stack([normalize_mri(dwi, brain), normalize_mri(adc, brain)])
+        volumes = {"dwi": read_nifti(r.image).data, "adc": read_nifti(r.adc).data}
+        brain = volumes["adc"] > 0
+        vol = np.stack([normalize_mri(volumes[c], brain) for c in channels])
         xs.append(np.asarray(resize(vol), np.float32))
-        mask = read_nifti(r["mask"]).data == 1 if isinstance(r.get("mask"), str) else np.zeros_like(dwi)
+        mask = (np.isin(read_nifti(r["mask"]).data, ACUTE_LESION_LABELS) if isinstance(r.get("mask"), str)
+                else np.zeros(brain.shape, bool))
         masks.append(np.asarray(resize_nn(mask[None].astype(np.float32)))[0])
         brains.append(np.asarray(resize_nn(brain[None].astype(np.float32)))[0] > 0)
     return ArrayDataset(torch.from_numpy(np.stack(xs)), np.asarray(label, int),
                         rows.reset_index(drop=True), np.stack(masks), np.stack(brains))
+
+
+def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: float = 0.1) -> Compose:
+    """Training augmentation of MRI inputs (C, X, Y, Z), standardised, as MONAI random transforms.
+
+    A random affine (rotation up to ``rotate_deg`` degrees about each axis, shift up to
+    ``translate_vox`` voxels, zoom within 1 +- ``scale``), a random intensity scale of
+    +-10 % and Gaussian noise (sd 0.05). No left-right flip: it would move a lesion to
+    the other hemisphere, and the deficit of a left perisylvian lesion (language) differs
+    from that of its mirror image.
+    """
+    rad = float(np.deg2rad(rotate_deg))
+    return Compose([
+        RandAffine(prob=0.8, rotate_range=(rad, rad, rad), translate_range=(translate_vox,) * 3,
+                   scale_range=(scale,) * 3, padding_mode="zeros", mode="bilinear"),
+        RandScaleIntensity(factors=0.1, prob=0.5),
+        RandGaussianNoise(prob=0.3, std=0.05),
+    ])

@@ -129,15 +129,27 @@ def resize(volume: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return np.asarray(ResizeWithPadOrCrop(spatial_size=tuple(shape))(volume))
 
 
-def normalize_mri(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
-    """Z-score an MRI within the brain (mean 0, sd 1 inside; 0 outside).
+def normalize_mri(volume: np.ndarray, brain: np.ndarray | None = None, method: str = "robust") -> np.ndarray:
+    """Standardise an MRI within the brain (0 outside).
 
     Args:
         volume: (X, Y, Z) intensities.
         brain: mask of the brain; default the non-zero voxels.
+        method: ``"robust"``: subtract the brain's median and divide by its interquartile
+            range / 1.349 (the IQR of a standard normal), so a bright lesion leaves the
+            scale of normal tissue unchanged; ``"zscore"``: mean 0 and sd 1 inside the
+            brain (MONAI ``NormalizeIntensity``). With a z-score, a large DWI lesion raises
+            the mean and sd and so darkens all normal tissue: a global cue of lesion
+            volume that a network can learn instead of looking at the lesion.
     """
     mask = (volume > 0) if brain is None else brain.astype(bool)
     out = np.zeros_like(volume, dtype=np.float32)
     inside = volume[mask].astype(np.float32)
-    out[mask] = np.asarray(NormalizeIntensity()(inside))
+    if method == "zscore":
+        out[mask] = np.asarray(NormalizeIntensity()(inside))
+    elif method == "robust":
+        q25, median, q75 = np.percentile(inside, [25, 50, 75])
+        out[mask] = (inside - median) / max((q75 - q25) / 1.349, 1e-6)
+    else:
+        raise ValueError(f"unknown method {method!r}; choose 'robust' or 'zscore'")
     return out

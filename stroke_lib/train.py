@@ -13,10 +13,14 @@ import copy
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from monai.transforms import Randomizable
+from monai.utils import convert_to_tensor
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -55,13 +59,17 @@ class TrainConfig:
 
     Attributes:
         epochs: maximum epochs. patience: epochs without a better validation loss
-        before stopping. lr, weight_decay: AdamW. batch_size. grad_clip: max gradient norm.
+        before stopping. lr, weight_decay: AdamW. cosine: anneal the learning rate to 0
+        over ``epochs`` (cosine schedule). batch_size. grad_clip: max gradient norm.
         balance: weight the positive class by n_neg / n_pos in the loss.
         device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
         seed: seeds torch, numpy, random and the DataLoader's shuffling.
         checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
         resume: continue from ``checkpoint_dir/last.pt`` when it exists.
         progress: show a tqdm bar over epochs.
+        augment: a MONAI transform applied to each training sample (C, *spatial) every
+            time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
+            random state is seeded from ``seed`` and checkpointed with the others.
     """
 
     epochs: int = 10
@@ -77,6 +85,8 @@ class TrainConfig:
     checkpoint_dir: Path | None = None
     resume: bool = False
     progress: bool = True
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    cosine: bool = False
 
 
 @dataclass
@@ -102,19 +112,39 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(loader_gen: torch.Generator) -> dict:
+def _randomizables(transform: object, seen: set | None = None) -> list[Randomizable]:
+    """Every ``Randomizable`` inside a (composed) MONAI transform, in a fixed order."""
+    seen = set() if seen is None else seen
+    if transform is None or id(transform) in seen:
+        return []
+    seen.add(id(transform))
+    found = [transform] if isinstance(transform, Randomizable) else []
+    if isinstance(transform, (list, tuple)):
+        children = list(transform)
+    else:
+        children = list(getattr(transform, "__dict__", {}).values())
+    for child in children:
+        if isinstance(child, (Randomizable, list, tuple)) or hasattr(child, "transforms"):
+            found += _randomizables(child, seen)
+    return found
+
+
+def _rng_state(loader_gen: torch.Generator, augment: object = None) -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "random": random.getstate(), "loader": loader_gen.get_state()}
+             "random": random.getstate(), "loader": loader_gen.get_state(),
+             "augment": [t.R.get_state() for t in _randomizables(augment)]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict, loader_gen: torch.Generator, augment: object = None) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
     loader_gen.set_state(state["loader"])
+    for t, s in zip(_randomizables(augment), state.get("augment", [])):
+        t.R.set_state(s)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -156,6 +186,9 @@ def fit(
     """
     dev = _device(config.device)
     _seed_all(config.seed)
+    augment = config.augment
+    if isinstance(augment, Randomizable):
+        augment.set_random_state(seed=config.seed)
     model = model.to(dev)
     y_tr = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
     y_va = torch.as_tensor(np.asarray(y_val), dtype=torch.float32)
@@ -167,6 +200,7 @@ def fit(
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
     val_loss_fn = nn.BCEWithLogitsLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.cosine else None
 
     history: list[dict] = []
     best_loss, best_epoch, best_state, start = float("inf"), -1, None, 0
@@ -175,19 +209,23 @@ def fit(
         state = torch.load(ckpt / "last.pt", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
         history, best_loss, best_epoch = state["history"], state["best_loss"], state["best_epoch"]
         best_state = torch.load(ckpt / "best.pt", weights_only=False)["model"]
         start = state["epoch"] + 1
-        _set_rng_state(state["rng"], gen)
+        _set_rng_state(state["rng"], gen, augment)
 
     bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress, leave=False)
     for epoch in bar:
         if epoch - best_epoch > config.patience and best_epoch >= 0:
             break
         model.train()
-        total = 0.0
+        total, lr = 0.0, opt.param_groups[0]["lr"]
         for xb, yb in loader:
             xb, yb = xb.to(dev), yb.to(dev)
+            if augment is not None:
+                xb = torch.stack([convert_to_tensor(augment(sample), track_meta=False) for sample in xb])
             opt.zero_grad(set_to_none=True)
             with _autocast(dev, config.amp):
                 logits = model(xb).reshape(-1)
@@ -197,11 +235,15 @@ def fit(
             opt.step()
             total += float(loss.detach()) * len(yb)
         train_loss = total / len(y_tr)
-        rng = _rng_state(gen)  # evaluation must not change the training random stream
+        if sched is not None:
+            sched.step()
+        rng = _rng_state(gen, augment)  # evaluation must not change the training random stream
         p_val = predict(model, x_val, config.batch_size, str(dev), config.amp)
         val_loss = float(val_loss_fn(torch.logit(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6)), y_va))
-        _set_rng_state(rng, gen)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss})
+        _set_rng_state(rng, gen, augment)
+        val_auc = roc_auc_score(y_va, p_val) if len(np.unique(y_va)) == 2 else float("nan")
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                        "val_auc": val_auc, "lr": lr})
         bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
         if val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch
@@ -211,9 +253,10 @@ def fit(
                 torch.save({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
         if ckpt:
             ckpt.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
                         "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
-                        "rng": _rng_state(gen)}, ckpt / "last.pt")
+                        "rng": _rng_state(gen, augment)}, ckpt / "last.pt")
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,
@@ -240,6 +283,7 @@ def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fi
     the test scores.
     """
     tr, va = _inner_split(y_fit, groups_fit, config.seed)
+    _seed_all(config.seed)  # the initial weights depend on the seed only
     result = fit(make_model(), x_fit[tr], y_fit[tr], x_fit[va], y_fit[va], config)
     return {"fit": result, "y_val": y_fit[va],
             "score_val": predict(result.model, x_fit[va], config.batch_size, config.device, config.amp),

@@ -93,6 +93,26 @@ def test_normalize_mri_within_brain():
     vol = rng.normal(500, 50, (10, 10, 10)).astype(np.float32)
     brain = np.zeros_like(vol, bool)
     brain[2:8, 2:8, 2:8] = True
-    out = normalize_mri(vol, brain)
+    out = normalize_mri(vol, brain, "zscore")
     assert abs(out[brain].mean()) < 1e-5 and abs(out[brain].std() - 1) < 1e-3
+    robust = normalize_mri(vol, brain)
+    assert abs(np.median(robust[brain])) < 1e-5
+    assert np.subtract(*np.percentile(robust[brain], [75, 25])) == pytest.approx(1.349, rel=1e-3)
     assert (out[~brain] == 0).all()
+
+
+def test_robust_normalisation_ignores_a_bright_lesion():
+    rng = np.random.default_rng(1)
+    vol = rng.normal(500, 50, (20, 20, 20)).astype(np.float32)
+    brain = np.ones_like(vol, bool)
+    with_lesion = vol.copy()
+    lesion = np.zeros_like(brain)
+    lesion[2:8, 2:8, 2:8] = True  # 2.7 % of the brain, three times as bright
+    with_lesion[lesion] *= 3
+    normal = ~lesion
+    robust = np.abs(normalize_mri(with_lesion, brain)[normal] - normalize_mri(vol, brain)[normal])
+    zscore = np.abs(normalize_mri(with_lesion, brain, "zscore")[normal]
+                    - normalize_mri(vol, brain, "zscore")[normal])
+    assert robust.mean() < 0.05 and zscore.mean() > 0.5  # in units of normal tissue's sd
+    with pytest.raises(ValueError, match="unknown method"):
+        normalize_mri(vol, brain, "minmax")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from stroke_lib.train import LeakageError, TrainConfig, assert_patient_disjoint, fit, patient_folds
+from stroke_lib.datasets import augmentation
+from stroke_lib.train import (
+    LeakageError, TrainConfig, assert_patient_disjoint, fit, patient_folds, train_and_test,
+)
 
 
 def test_leakage_guard_raises_on_shared_patient():
@@ -21,14 +25,18 @@ def test_leakage_guard_raises_on_shared_patient():
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 1, 8, 8, generator=g)
-    y = (x.mean(dim=(1, 2, 3)) > 0).numpy().astype(int)
+    x = torch.randn(40, 1, 8, 8, 8, generator=g)
+    y = (x.mean(dim=(1, 2, 3, 4)) > 0).numpy().astype(int)
     return x, y
+
+
+def _unseeded_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(512, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, 1))
 
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, 1))
+    return _unseeded_model()
 
 
 def test_fit_learns_and_is_deterministic():
@@ -41,14 +49,66 @@ def test_fit_learns_and_is_deterministic():
         assert torch.equal(pa, pb)
 
 
-def test_resume_after_epoch_two_gives_same_weights(tmp_path):
+class _Killed(Exception):
+    pass
+
+
+class _KilledAfter(nn.Sequential):
+    """The test network, killed (an exception) at its ``calls``-th forward pass."""
+
+    def __init__(self, calls: int):
+        torch.manual_seed(0)
+        super().__init__(*_unseeded_model())
+        self.calls = calls
+
+    def forward(self, x):
+        self.calls -= 1
+        if self.calls < 0:
+            raise _Killed
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_resume_after_epoch_two_gives_same_weights(tmp_path, augmented):
     x, y = _data()
-    base = dict(patience=20, lr=1e-2, batch_size=8, device="cpu", progress=False)
-    full = fit(_model(), x[:30], y[:30], x[30:], y[30:], TrainConfig(epochs=5, **base))
+
+    def config(**kw):
+        extra = {"augment": augmentation(), "cosine": True} if augmented else {}
+        return TrainConfig(epochs=5, patience=20, lr=1e-2, batch_size=8, device="cpu", progress=False,
+                           **extra, **kw)
+
+    full = fit(_model(), x[:30], y[:30], x[30:], y[30:], config(checkpoint_dir=tmp_path / "full"))
     ckpt = tmp_path / "ckpt"
-    fit(_model(), x[:30], y[:30], x[30:], y[30:], TrainConfig(epochs=2, checkpoint_dir=ckpt, **base))
-    resumed = fit(_model(), x[:30], y[:30], x[30:], y[30:],
-                  TrainConfig(epochs=5, checkpoint_dir=ckpt, resume=True, **base))
+    # 3 training batches and 2 validation batches per epoch: killed in epoch 3
+    with pytest.raises(_Killed):
+        fit(_KilledAfter(calls=11), x[:30], y[:30], x[30:], y[30:], config(checkpoint_dir=ckpt))
+    assert torch.load(ckpt / "last.pt", weights_only=False)["epoch"] == 1  # epochs 1 and 2 saved
+    resumed = fit(_model(), x[:30], y[:30], x[30:], y[30:], config(checkpoint_dir=ckpt, resume=True))
     assert resumed.history.epoch.tolist() == [1, 2, 3, 4, 5]
-    for pa, pb in zip(full.model.parameters(), resumed.model.parameters()):
+    pd.testing.assert_frame_equal(resumed.history, full.history)
+    for pa, pb in zip(full.model.parameters(), resumed.model.parameters()):  # best epoch
         assert torch.equal(pa, pb)
+    last_full = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
+    last_resumed = torch.load(ckpt / "last.pt", weights_only=False)["model"]
+    for name, value in last_full.items():  # last epoch
+        assert torch.equal(value, last_resumed[name]), name
+
+
+def test_augmentation_is_applied_and_seeded():
+    x, y = _data()
+    base = dict(epochs=3, patience=20, lr=1e-2, batch_size=8, device="cpu", progress=False)
+    plain = fit(_model(), x[:30], y[:30], x[30:], y[30:], TrainConfig(**base))
+    aug_a = fit(_model(), x[:30], y[:30], x[30:], y[30:], TrainConfig(augment=augmentation(), **base))
+    aug_b = fit(_model(), x[:30], y[:30], x[30:], y[30:], TrainConfig(augment=augmentation(), **base))
+    assert not torch.equal(plain.model[1].weight, aug_a.model[1].weight)
+    assert torch.equal(aug_a.model[1].weight, aug_b.model[1].weight)
+
+
+def test_train_and_test_weights_depend_on_the_seed_only():
+    x, y = _data()
+    groups = np.arange(30)
+    cfg = TrainConfig(epochs=2, patience=5, batch_size=8, device="cpu", progress=False, seed=3)
+    a = train_and_test(_unseeded_model, x[:30], y[:30], groups, x[30:], cfg)
+    torch.manual_seed(12345)  # a different global random state before the second run
+    b = train_and_test(_unseeded_model, x[:30], y[:30], groups, x[30:], cfg)
+    assert np.array_equal(a["score_test"], b["score_test"])
