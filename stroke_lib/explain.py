@@ -1,6 +1,11 @@
-"""Grad-CAM (``monai.visualize.GradCAM``), its localisation scores and a sanity check.
+"""Grad-CAM (``monai.visualize.GradCAM``), LayerCAM, localisation scores and a sanity check.
 
-Maps are (N, *spatial), upsampled to the input size and scaled to [0, 1] per sample.
+Maps are (N, *spatial), upsampled to the input size and scaled to [0, 1] per sample,
+largest evidence at 1 (MONAI's default post-processing flips them; see ``_scale_each``).
+
+Grad-CAM weights each feature channel by its gradient averaged over the whole volume.
+LayerCAM (Jiang et al., IEEE TIP 2021) weights every voxel of a channel by its own
+positive gradient, which keeps small, local evidence such as an infarct of a few ml.
 """
 
 from __future__ import annotations
@@ -9,15 +14,51 @@ import copy
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from monai.transforms import ScaleIntensity
 from monai.visualize import GradCAM
 from scipy import stats
 from torch import nn
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: int = 8) -> np.ndarray:
-    """Grad-CAM of the positive logit for inputs (N, C, *spatial) -> maps (N, *spatial)."""
+class LayerCAM(GradCAM):
+    """LayerCAM (Jiang et al., IEEE TIP 2021) on MONAI's Grad-CAM hooks.
+
+    The map is ReLU(sum_c ReLU(dy/dA_c) * A_c), element-wise, where Grad-CAM uses the
+    channel's mean gradient; upsampling and scaling are MONAI's.
+    """
+
+    def compute_map(self, x, class_idx=None, retain_graph=False, layer_idx=-1, **kwargs):
+        _, acti, grad = self.nn_module(x, class_idx=class_idx, retain_graph=retain_graph, **kwargs)
+        return F.relu((F.relu(grad[layer_idx]) * acti[layer_idx]).sum(1, keepdim=True))
+
+
+def _scale_each(maps: torch.Tensor) -> torch.Tensor:
+    """Scale each map (N, 1, *spatial) to [0, 1], largest evidence at 1.
+
+    MONAI's default post-processing maps (min, max) to (1, 0), flipping the map; this
+    keeps its orientation.
+    """
+    scale = ScaleIntensity(minv=0.0, maxv=1.0)
+    return torch.stack([torch.as_tensor(scale(m)) for m in maps.detach()])
+
+
+#: The saliency methods ``gradcam`` computes.
+CAM_METHODS = {"Grad-CAM": GradCAM, "LayerCAM": LayerCAM}
+
+
+def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: int = 8,
+            method: str = "Grad-CAM") -> np.ndarray:
+    """Class activation maps of the positive logit: inputs (N, C, *spatial) -> maps (N, *spatial).
+
+    Args:
+        target_layer: name of the module whose output is explained.
+        method: a key of ``CAM_METHODS`` ("Grad-CAM" or "LayerCAM").
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(CAM_METHODS)}")
     model = model.cpu().eval()
-    cam = GradCAM(nn_module=model, target_layers=target_layer)
+    cam = CAM_METHODS[method](nn_module=model, target_layers=target_layer, postprocessing=_scale_each)
     maps = []
     for i in range(0, len(x), batch_size):
         with torch.enable_grad():
@@ -52,7 +93,8 @@ def localisation(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> dic
 
 
 def randomisation_check(
-    model: nn.Module, x: torch.Tensor, target_layer: str, top_layers: list[str], seed: int = 0
+    model: nn.Module, x: torch.Tensor, target_layer: str, top_layers: list[str], seed: int = 0,
+    method: str = "Grad-CAM",
 ) -> dict[str, float]:
     """Model-parameter randomisation test (Adebayo et al., NeurIPS 2018).
 
@@ -62,7 +104,7 @@ def randomisation_check(
 
     Returns mean and minimum Spearman correlation, and n.
     """
-    before = gradcam(model, x, target_layer)
+    before = gradcam(model, x, target_layer, method=method)
     randomised = copy.deepcopy(model)
     torch.manual_seed(seed)
     modules = dict(randomised.named_modules())
@@ -70,7 +112,7 @@ def randomisation_check(
         for sub in modules[name].modules():
             if hasattr(sub, "reset_parameters"):
                 sub.reset_parameters()
-    after = gradcam(randomised, x, target_layer)
+    after = gradcam(randomised, x, target_layer, method=method)
     rhos = []
     for a, b in zip(before, after):
         rho = stats.spearmanr(a.ravel(), b.ravel()).statistic
