@@ -228,14 +228,20 @@ def metrics_table(
     n_boot: int = 2000, seed: int = 0,
 ) -> pd.DataFrame:
     """Every metric of ``binary_metrics`` with a 95% patient-bootstrap interval; AUC also
-    with its DeLong interval (row ``auc_delong``). Columns: estimate, lower, upper, method."""
+    with its DeLong interval (row ``auc_delong``). Columns: estimate, lower, upper, method.
+
+    A metric undefined in every replicate (PPV of a model that calls no patient positive)
+    gets NaN bounds and says so in ``method`` instead of stopping the table."""
     rows = []
     for name in METRIC_ORDER:
         def stat(yy: np.ndarray, ss: np.ndarray, name: str = name) -> float:
             return binary_metrics(yy, ss, threshold)[name]
-        est, lo, hi = bootstrap_ci(y, score, groups, stat, n_boot=n_boot, seed=seed)
-        rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi,
-                     "method": "patient bootstrap"})
+        try:
+            est, lo, hi = bootstrap_ci(y, score, groups, stat, n_boot=n_boot, seed=seed)
+            method = "patient bootstrap"
+        except UndefinedMetricError as err:  # e.g. PPV when no patient is called positive
+            est, lo, hi, method = stat(np.asarray(y), np.asarray(score)), np.nan, np.nan, f"undefined: {err}"
+        rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi, "method": method})
     a, lo, hi = delong_ci(y, score)
     rows.append({"metric": "auc_delong", "estimate": a, "lower": lo, "upper": hi, "method": "DeLong"})
     return pd.DataFrame(rows).set_index("metric")

@@ -9,7 +9,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, 
                              recall_score, roc_auc_score)
 
 from stroke_lib.metrics import (UndefinedMetricError, auc, binary_metrics, bootstrap_ci, delong_ci,
-                                delong_test, sensitivity, youden_threshold)
+                                delong_test, metrics_table, sensitivity, youden_threshold)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -100,3 +100,14 @@ def test_bootstrap_resamples_patients_not_rows():
     _, lo_p, hi_p = bootstrap_ci(y, score, groups, n_boot=300)
     _, lo_r, hi_r = bootstrap_ci(y, score, np.arange(200), n_boot=300)
     assert (hi_p - lo_p) > 2 * (hi_r - lo_r)
+
+
+def test_metrics_table_marks_a_metric_undefined_everywhere():
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 10)
+    score = rng.uniform(0, 0.4, 20)  # nobody above 0.5: PPV undefined in every replicate
+    table = metrics_table(y, score, np.arange(20), n_boot=50)
+    assert np.isnan(table.loc["ppv", ["estimate", "lower", "upper"]].astype(float)).all()
+    assert table.loc["ppv", "method"].startswith("undefined")
+    assert table.loc["specificity", "estimate"] == 1.0
+    assert table.loc["auc", "method"] == "patient bootstrap"
