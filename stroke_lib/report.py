@@ -16,14 +16,16 @@ PUBLISHED = REPO_ROOT / "book" / "published_numbers.yaml"
 
 
 def write_record(path: Path, run: RunContext, parameters: dict, metrics: dict[str, pd.DataFrame],
-                 timings: dict[str, float], predictions: Path) -> Path:
+                 timings: dict[str, float], predictions: Path, extra: dict | None = None) -> Path:
     """Write the JSON record of a run: parameters, versions, device, seed, timings,
-    metrics with intervals (one table per model/evaluation) and the predictions file."""
+    metrics with intervals (one table per model/evaluation), the predictions file and any
+    ``extra`` JSON-able results (saliency checks, for example)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "parameters": parameters, "profile": run.profile, "device": run.device, "seed": run.seed,
         "versions": versions(), "timings_s": timings, "predictions": str(predictions),
         "metrics": {k: json.loads(v.to_json(orient="index")) for k, v in metrics.items()},
+        **(extra or {}),
     }
     path.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
     return path

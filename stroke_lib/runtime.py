@@ -12,10 +12,10 @@ import numpy as np
 #: What the two profiles mean. "smoke" runs a chapter on 2 CPU cores in minutes;
 #: "full" is the study proper, on a GPU.
 PROFILES: dict[str, dict[str, object]] = {
-    "smoke": {"n_subjects": 200, "in_plane": 64, "input_shape": (32, 32, 32), "epochs": 12,
-              "folds": 3, "bootstrap": 300, "batch_size": 8},
+    "smoke": {"n_subjects": 200, "in_plane": 64, "input_shape": (48, 48, 48), "epochs": 40,
+              "lr": 3e-3, "folds": 3, "bootstrap": 300, "batch_size": 8},
     "full": {"n_subjects": 1000, "in_plane": 128, "input_shape": (128, 128, 64), "epochs": 60,
-             "folds": 3, "bootstrap": 2000, "batch_size": 8},
+             "lr": 1e-3, "folds": 3, "bootstrap": 2000, "batch_size": 8},
 }
 
 PACKAGES = ("stroke-lib", "torch", "monai", "numpy", "pandas", "scikit-learn", "scipy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import nbformat
@@ -9,6 +10,7 @@ import pytest
 
 from stroke_lib.book import BOOK_DIR, build_html, chapter_names, execute_chapter
 from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
+from stroke_lib.paths import data_dir
 
 pytestmark = pytest.mark.notebook
 
@@ -44,3 +46,16 @@ def test_patient_name_not_in_built_html(built_book):
         text = html.read_text(errors="ignore")
         for part in parts:
             assert part not in text, html
+
+
+def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
+    """Two CPU runs of chapter 01 (short: 2 epochs, 50 bootstrap replicates), same seed."""
+    params = {"profile": "smoke", "epochs": 2, "n_bootstrap": 50, "seed": 0}
+    records = []
+    for run in range(2):
+        execute_chapter("01_evaluation", params, output=tmp_path / f"run{run}.ipynb")
+        record = data_dir() / "runs" / "01_evaluation-smoke-seed0" / "results.json"
+        records.append(json.loads(record.read_text()))
+    assert records[0]["parameters"]["epochs"] == 2
+    same = [json.dumps([r["metrics"], r["saliency"]], sort_keys=True) for r in records]  # NaN-safe
+    assert records[0]["metrics"] and same[0] == same[1]
