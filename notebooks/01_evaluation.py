@@ -46,7 +46,7 @@ from stroke_lib.book import show_parameters
 from stroke_lib.data import CohortSpec, load_dataset
 from stroke_lib.data.synthetic.labels import NIHSS_MINOR_CUTOFF
 from stroke_lib.datasets import augmentation, dwi_dataset
-from stroke_lib.explain import CAM_METHODS, gradcam, localisation, randomisation_check
+from stroke_lib.explain import CAM_METHODS, saliency_checks
 from stroke_lib.metrics import binary_metrics, calibration, delong_test, metrics_table, youden_threshold
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline
 from stroke_lib.paths import data_dir
@@ -226,21 +226,10 @@ fig = reliability({m: (c["predicted"], c["observed"]) for m, c in cal.items()},
 x_ext, masks_ext, brains_ext = data.x[external], data.masks[external], data.brains[external]
 cams, checks = {}, {}
 for label, name in models.items():
-    final = ext[label]["fit"].model
-    for method in CAM_METHODS:
-        cams[label, method] = gradcam(final, x_ext, GRADCAM_LAYERS[name], method=method)
-        loc = localisation(cams[label, method], masks_ext, brains_ext)
-        rand = randomisation_check(final, x_ext[:16], GRADCAM_LAYERS[name], TOP_LAYERS[name],
-                                   seed=seed, method=method)
-        checks[label, method] = {
-            "layer": GRADCAM_LAYERS[name],
-            "energy in lesion": loc["energy_in_lesion"],
-            "lesion share of brain": loc["lesion_share_of_brain"],
-            "energy / share": loc["energy_in_lesion"] / loc["lesion_share_of_brain"],
-            "pointing game": loc["pointing_game"],
-            "Spearman after randomising top layers": rand["spearman_mean"],
-            "patients with a lesion": loc["n"]}
-checks = pd.DataFrame(checks).T.rename_axis(["model", "method"])
+    maps, checks[label] = saliency_checks(ext[label]["fit"].model, x_ext, masks_ext, brains_ext,
+                                          GRADCAM_LAYERS[name], TOP_LAYERS[name], seed=seed)
+    cams |= {(label, method): m for method, m in maps.items()}
+checks = pd.concat(checks, names=["model"])
 for method, key in (("Grad-CAM", "gc"), ("LayerCAM", "lc")):
     row = checks.loc[(best, method)]
     glue(f"{key}_energy", f"{row['energy in lesion']:.3f}", display=False)

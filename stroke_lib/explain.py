@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from monai.transforms import ScaleIntensity
@@ -118,3 +119,34 @@ def randomisation_check(
         rho = stats.spearmanr(a.ravel(), b.ravel()).statistic
         rhos.append(0.0 if np.isnan(rho) else float(rho))
     return {"spearman_mean": float(np.mean(rhos)), "spearman_min": float(np.min(rhos)), "n": len(rhos)}
+
+
+def saliency_checks(
+    model: nn.Module, x: torch.Tensor, masks: np.ndarray, brains: np.ndarray, target_layer: str,
+    top_layers: list[str], seed: int = 0, n_random: int = 16,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Maps of every method in ``CAM_METHODS`` with their checks, as the chapters report them.
+
+    Args:
+        x: inputs (N, C, *spatial); masks: lesion masks (N, *spatial); brains: brain masks.
+        n_random: samples used by the randomisation check.
+
+    Returns:
+        the maps per method (N, *spatial), and a table with one row per method: layer,
+        energy in lesion, lesion share of brain, their ratio, pointing game, the mean
+        Spearman correlation after randomising ``top_layers``, and the patients with a lesion.
+    """
+    maps, rows = {}, {}
+    for method in CAM_METHODS:
+        maps[method] = gradcam(model, x, target_layer, method=method)
+        loc = localisation(maps[method], masks, brains)
+        rand = randomisation_check(model, x[:n_random], target_layer, top_layers, seed=seed, method=method)
+        rows[method] = {
+            "layer": target_layer,
+            "energy in lesion": loc["energy_in_lesion"],
+            "lesion share of brain": loc["lesion_share_of_brain"],
+            "energy / share": loc["energy_in_lesion"] / loc["lesion_share_of_brain"],
+            "pointing game": loc["pointing_game"],
+            "Spearman after randomising top layers": rand["spearman_mean"],
+            "patients with a lesion": loc["n"]}
+    return maps, pd.DataFrame(rows).T.rename_axis("method")

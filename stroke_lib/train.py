@@ -20,11 +20,12 @@ import pandas as pd
 import torch
 from monai.transforms import Randomizable
 from monai.utils import convert_to_tensor
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
+
+from stroke_lib.metrics import auc
 
 
 class LeakageError(ValueError):
@@ -69,7 +70,8 @@ class TrainConfig:
         progress: show a tqdm bar over epochs.
         augment: a MONAI transform applied to each training sample (C, *spatial) every
             time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
-            random state is seeded from ``seed`` and checkpointed with the others.
+            random state is seeded from ``seed``, and the checkpoint keeps the transform
+            itself, random states included, for resume.
     """
 
     epochs: int = 10
@@ -112,39 +114,19 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _randomizables(transform: object, seen: set | None = None) -> list[Randomizable]:
-    """Every ``Randomizable`` inside a (composed) MONAI transform, in a fixed order."""
-    seen = set() if seen is None else seen
-    if transform is None or id(transform) in seen:
-        return []
-    seen.add(id(transform))
-    found = [transform] if isinstance(transform, Randomizable) else []
-    if isinstance(transform, (list, tuple)):
-        children = list(transform)
-    else:
-        children = list(getattr(transform, "__dict__", {}).values())
-    for child in children:
-        if isinstance(child, (Randomizable, list, tuple)) or hasattr(child, "transforms"):
-            found += _randomizables(child, seen)
-    return found
-
-
-def _rng_state(loader_gen: torch.Generator, augment: object = None) -> dict:
+def _rng_state(loader_gen: torch.Generator) -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "random": random.getstate(), "loader": loader_gen.get_state(),
-             "augment": [t.R.get_state() for t in _randomizables(augment)]}
+             "random": random.getstate(), "loader": loader_gen.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict, loader_gen: torch.Generator, augment: object = None) -> None:
+def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
     loader_gen.set_state(state["loader"])
-    for t, s in zip(_randomizables(augment), state.get("augment", [])):
-        t.R.set_state(s)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -214,7 +196,8 @@ def fit(
         history, best_loss, best_epoch = state["history"], state["best_loss"], state["best_epoch"]
         best_state = torch.load(ckpt / "best.pt", weights_only=False)["model"]
         start = state["epoch"] + 1
-        _set_rng_state(state["rng"], gen, augment)
+        _set_rng_state(state["rng"], gen)
+        augment = state["augment"]  # the transform itself, with its random states
 
     bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress, leave=False)
     for epoch in bar:
@@ -237,11 +220,11 @@ def fit(
         train_loss = total / len(y_tr)
         if sched is not None:
             sched.step()
-        rng = _rng_state(gen, augment)  # evaluation must not change the training random stream
+        rng = _rng_state(gen)  # evaluation must not change the training random stream
         p_val = predict(model, x_val, config.batch_size, str(dev), config.amp)
         val_loss = float(val_loss_fn(torch.logit(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6)), y_va))
-        _set_rng_state(rng, gen, augment)
-        val_auc = roc_auc_score(y_va, p_val) if len(np.unique(y_va)) == 2 else float("nan")
+        _set_rng_state(rng, gen)
+        val_auc = auc(y_va.numpy(), p_val) if len(np.unique(y_va)) == 2 else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                         "val_auc": val_auc, "lr": lr})
         bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
@@ -256,7 +239,7 @@ def fit(
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
                         "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
-                        "rng": _rng_state(gen, augment)}, ckpt / "last.pt")
+                        "rng": _rng_state(gen), "augment": augment}, ckpt / "last.pt")
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from stroke_lib.explain import CAM_METHODS, gradcam, localisation, randomisation_check
+from stroke_lib.explain import CAM_METHODS, gradcam, localisation, randomisation_check, saliency_checks
 
 
 def _bright_cube_input() -> tuple[torch.Tensor, np.ndarray]:
@@ -68,3 +68,12 @@ def test_randomisation_check_sees_a_changed_model():
     changed = randomisation_check(_evidence_net(), x, "1", top_layers=["0"], seed=0)
     assert same["spearman_mean"] == pytest.approx(1.0)
     assert changed["spearman_mean"] < 0.9
+
+
+def test_saliency_checks_report_every_method():
+    x, masks = _bright_cube_input()
+    maps, table = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1",
+                                  top_layers=["0"])
+    assert set(maps) == set(CAM_METHODS) == set(table.index)
+    assert (table["energy / share"].astype(float) > 10).all()
+    assert (table["patients with a lesion"] == 2).all()
