@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test cohort chapter clean
+.PHONY: install book html test cohort chapter clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 book: install
-	$(PY) -m stroke_lib book --profile $(PROFILE)
+	$(PY) -m stroke_lib book --profile $(PROFILE) $(PARAMS)
+
+# HTML from the chapters already executed into book/chapters (after make book or make chapter)
+html: install
+	$(PY) -m stroke_lib html
 
 test: install
 	$(PY) -m pytest

@@ -11,25 +11,17 @@
 # %% [markdown]
 # # The data: embedded cohort, loaders, windowing, real datasets
 #
-# **What you will learn**
-# - what data each of the four papers used, and which of it anyone can download;
-# - how the embedded cohort that every chapter runs on by default is made, and what its
-#   labels mean (the causal model behind them, and the best AUC any model could reach);
-# - how CT windows change what an early infarct looks like;
-# - what happens to a scan that cannot be read: it is skipped and listed, and the rest
-#   of the cohort loads.
-#
 # Everything in this chapter that is measured on the embedded cohort is **synthetic**:
 # made from the MNI152 template, not from patients.
 
 # %% tags=["parameters"]
-profile = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
-dataset = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022, cq500)
-data_root = ""  # folder of a real dataset; unused for "synthetic"
-device = "auto"
-seed = 0
-n_subjects = 0  # 0: the profile's default
-in_plane = 0  # 0: the profile's default (pixels per side of an axial slice)
+profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
+dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022, cq500)
+data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
+device: str = "auto"  # "auto" | "cpu" | "cuda"
+seed: int = 0
+n_subjects: int = 0  # embedded cohort size; 0: the profile's default
+in_plane: int = 0  # pixels per side of an axial slice; 0: the profile's default
 
 # %%
 import json
@@ -37,18 +29,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from myst_nb import glue
 
-from stroke_lib.book import show_parameters
 from stroke_lib.data import CohortSpec, load_dataset, read_ct_series, read_nifti
 from stroke_lib.data import faults
 from stroke_lib.data.cohort import load_ct_series_folders, load_soop
 from stroke_lib.data.manifests import manifest_table
-from stroke_lib.data.synthetic import mirror_contrast
+from stroke_lib.data.synthetic import cohort_path, mirror_contrast
 from stroke_lib.data.synthetic.labels import model_table
+from stroke_lib.page import chapter_opening, glue_figure
 from stroke_lib.paths import data_dir
 from stroke_lib.plots import ct_windows, dwi_adc, label_distributions, paired_differences
 from stroke_lib.preprocess import WINDOWS
@@ -62,19 +54,29 @@ spec = CohortSpec(
 )
 synthetic = dataset == "synthetic"
 tag = "synthetic" if synthetic else dataset
-show_parameters(profile=run.profile, dataset=dataset, data_root=data_root or "-",
-                device=run.device, seed=seed, n_subjects=spec.n_subjects,
-                in_plane=spec.in_plane, data_dir=data_dir().name)
+chapter_opening(
+    ["what data each of the four papers used, and which of it anyone can download;",
+     "how the embedded cohort that every chapter runs on by default is made, and what its "
+     "labels mean (the causal model behind them, and the best AUC any model could reach);",
+     "how CT windows change what an early infarct looks like, and how infarcts and "
+     "haemorrhages look on DWI and ADC;",
+     "what happens to a scan that cannot be read: it is skipped and listed, and the rest "
+     "of the cohort loads."],
+    run,
+    {"dataset": dataset, "data_root": data_root or ("-" if synthetic else f"<data directory>/{dataset}"),
+     "n_subjects": spec.n_subjects if synthetic else "-", "in_plane": spec.in_plane if synthetic else "-"},
+    cohort_path(spec) if synthetic else data_dir() / dataset,
+    "embedded cohort (generated once, then reused)" if synthetic else "dataset is read from")
 
 # %% [markdown]
 # ## What the papers used, and what is public
 #
 # | paper | task | data | public? |
 # |---|---|---|---|
-# | 000 TRACT-NET (Oh et al. 2026) | minor vs non-minor stroke (NIHSS) from DWI | 273 patients, Asan Medical Center (3-fold CV); 1,106 SOOP patients (external) | AMC private; **SOOP public** (OpenNeuro ds004889, CC0) |
-# | 001/003 CTNet (Zhang et al. 2026) | haemorrhagic transformation from NCCT | 474 patients, 611-613 CT scans, Beijing Tiantan Hospital; 5 mm slices cropped to 28 | private; no public CT set with HT labels was found |
-# | 002 Waghmare et al. | ischaemic vs haemorrhagic on CT and MRI | "[X] CT scans and [Y] MRI scans": the counts are placeholders in the paper | nothing to download; public stand-ins: RSNA ICH 2019, CQ500, TEKNOFEST 2021 |
-# | 004 Jung & Whangbo | ischaemic stroke regions on NCCT, adaptive transfer | 356 patients, 16,376 2D images split by image; 40-50 slices each | private; public stand-in: AISD (397 NCCT with infarct masks) |
+# | TRACT-NET {cite:p}`oh2026tractnet` | minor vs non-minor stroke (NIHSS) from DWI | 273 patients, Asan Medical Center (3-fold CV); 1,106 SOOP patients (external) | AMC private; **SOOP public** (OpenNeuro ds004889, CC0) |
+# | CTNet {cite:p}`zhang2026ctnet` | haemorrhagic transformation from NCCT | 474 patients, 611-613 CT scans, Beijing Tiantan Hospital; 5 mm slices cropped to 28 | private; no public CT set with HT labels was found |
+# | CNN, CNN+RNN and transfer learning {cite:p}`waghmare` | ischaemic vs haemorrhagic on CT and MRI | "[X] CT scans and [Y] MRI scans": the counts are placeholders in the paper | nothing to download; public stand-ins: RSNA ICH 2019, CQ500, TEKNOFEST 2021 |
+# | adaptive transfer learning {cite:p}`jung` | ischaemic stroke regions on NCCT, adaptive transfer | 356 patients, 16,376 2D images split by image; 40-50 slices each | private; public stand-in: AISD (397 NCCT with infarct masks) |
 #
 # Three of the four studies used private data, so this book runs by default on an
 # **embedded cohort** that it generates itself, read through the same loaders that read
@@ -88,7 +90,7 @@ show_parameters(profile=run.profile, dataset=dataset, data_root=data_root or "-"
 # elastic field move it into a scanner; age widens the ventricles and sulci and brings
 # periventricular leukoaraiosis. Lesions are drawn inside vascular territories (MCA most
 # often; ACA, PCA, lacunar, brainstem) as smoothed random fields with lognormal volumes:
-# an acute infarct is 2-6 HU darker than normal tissue on CT (paper 004, section 2.4),
+# an acute infarct is 2-6 HU darker than normal tissue on CT ({cite:t}`jung`, section 2.4),
 # bright on DWI and dark on ADC; an old infarct is CSF-like; a haemorrhage is 55-85 HU with
 # perihaematomal oedema. The CT is written as a real DICOM series (5 mm slices, int16 with
 # RescaleSlope/RescaleIntercept); DWI and ADC as BIDS NIfTI in SOOP's layout. Site B
@@ -119,7 +121,7 @@ table[cols].head(6)
 # The labels come from a causal model with noise, so that no model can be perfect. NIHSS
 # grows with the log of the lesion volume and with lesion in the motor strip (or internal
 # capsule), the left perisylvian language cortex and the brainstem; a stroke is *minor*
-# at NIHSS ≤ 3 (Fischer et al., Stroke 2010; paper 000 does not give its cut-off).
+# at NIHSS ≤ 3 {cite:p}`fischer2010`; TRACT-NET does not give its cut-off.
 # Haemorrhagic transformation (ischaemic subjects only) depends on infarct volume, the
 # hyperdense artery sign, leukoaraiosis, age and thrombolysis, which no image shows.
 # A region is rated *early ischaemic sign* when the acute infarct covers more than a
@@ -136,29 +138,46 @@ pd.DataFrame(model_table()).set_index(["label", "term"])
 # %%
 if synthetic:
     oracle = json.loads((cohort.root / "derivatives" / "oracle.json").read_text())
-    oracle_table = pd.DataFrame(oracle).T.round(3)
+    oracle_table = pd.DataFrame(oracle).T.astype(float).round(3)
     oracle_table.index.name = "label (synthetic cohort)"
     glue("oracle_nonminor", f"{oracle['non_minor']['all']:.3f}", display=False)
     glue("oracle_ht", f"{oracle['ht']['all']:.3f}", display=False)
     display(oracle_table)
+else:
+    glue("oracle_nonminor", "unknown on real data", display=False)
+    glue("oracle_ht", "unknown on real data", display=False)
+    display(Markdown(f"{dataset} is real data: no latent risk is known, so no oracle ceiling."))
 
 # %% [markdown]
 # On this synthetic cohort the best possible AUC is {glue:text}`oracle_nonminor` for
-# minor vs non-minor stroke and {glue:text}`oracle_ht` for haemorrhagic transformation.
+# minor vs non-minor stroke (all stroke subjects) and {glue:text}`oracle_ht` for
+# haemorrhagic transformation. A chapter whose task keeps only some of the patients (the
+# next one keeps ischaemic strokes) computes the ceiling of its own population.
 
 # %%
-fig = label_distributions(table[table.modality == "CT"], f"Label distributions per site ({tag} cohort)")
+one_row_each = table.drop_duplicates("patient_id")
+glue_figure("fig_labels", label_distributions(one_row_each, f"Labels per site ({tag} cohort)"))
 
 # %% [markdown]
+# ```{glue:figure} fig_labels
+# :name: fig-00-labels
+# :alt: Bar charts and a histogram of the labels per site: stroke type, NIHSS, severity and haemorrhagic transformation.
+#
+# The labels of the cohort per site, one count per patient.
+# ```
+#
 # ## CT windows
 #
 # An early infarct is only a few HU darker than healthy tissue. In the standard brain
 # window (centre 40, width 80) that is a 3-8 % change of grey level; the narrow windows
-# that paper 004 proposes (width 30 and 20 around 40 HU) stretch it.
+# that {cite:t}`jung` propose (width 30 and 20 around 40 HU) stretch it.
 
 # %%
 ct = table[table.modality == "CT"]
-if "stroke_type" in ct:
+if ct.empty:
+    picks = ct
+    display(Markdown(f"{dataset} has no CT: the CT sections of this chapter are skipped."))
+elif "stroke_type" in ct:
     picks = pd.concat([
         ct[(ct.stroke_type == "ischaemic") & (ct.lesion_volume_ml > 5)].head(2),
         ct[ct.stroke_type == "haemorrhagic"].head(1),
@@ -169,11 +188,26 @@ else:
 rows = []
 for _, r in picks.iterrows():
     hu = read_ct_series(r.image).data
-    mask = read_nifti(r["mask"]).data if "mask" in r and isinstance(r["mask"], str) else np.zeros_like(hu)
+    mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else np.zeros_like(hu)
     label = f"{r.patient_id} site {r.site}\n{r.get('stroke_type', '')} {r.get('territory', '')}"
     rows.append((label, hu, mask))
 windows = [WINDOWS["brain"], WINDOWS["stroke_narrow"], WINDOWS["stroke_narrowest"]]
-fig = ct_windows(rows, windows, f"NCCT of {tag} subjects in three windows, lesion outlined")
+if rows:
+    glue_figure("fig_ct_windows", ct_windows(rows, windows, f"NCCT of {tag} subjects in three windows"))
+else:
+    glue("fig_ct_windows", Markdown(f"*{dataset} has no CT.*"), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_ct_windows
+# :name: fig-00-ct-windows
+# :alt: Axial NCCT slices of four subjects, each in the standard brain window and two narrower stroke windows, with the lesions outlined in colour.
+#
+# The same axial slice of each subject (the slice with most lesion) in the standard
+# brain window and the two narrow windows of {cite:t}`jung`, with the colour bar of each
+# window in HU. Outlines: acute infarct yellow, old infarct blue, haemorrhage orange
+# (legend below the figure). The narrower the window, the darker an early infarct
+# looks against its surroundings, and the noisier the image.
+# ```
 
 # %% [markdown]
 # How dark is an early infarct, really? For every ischaemic subject we compare the mean
@@ -195,11 +229,23 @@ if synthetic:
     contrast = pd.DataFrame(rows)
     glue("ct_contrast_median", f"{contrast.measured.median():.1f}", display=False)
     glue("ct_contrast_n", len(contrast), display=False)
-    fig = paired_differences(contrast, "applied", "measured",
-                             "Early infarct vs mirrored side (synthetic)",
-                             "darkening applied (HU)", "lesion minus mirror, measured (HU)")
+    glue_figure("fig_ct_contrast", paired_differences(
+        contrast, "applied", "measured", "Early infarct vs mirrored side (synthetic)",
+        "darkening applied (HU)", "lesion minus mirror, measured (HU)"))
+else:
+    for key in ("ct_contrast_median", "ct_contrast_n"):
+        glue(key, "-", display=False)
+    glue("fig_ct_contrast", Markdown(f"*Measured on the embedded cohort only.*"), display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig_ct_contrast
+# :name: fig-00-ct-contrast
+# :alt: Scatter plot of the measured lesion-minus-mirror HU difference against the darkening applied, one point per synthetic ischaemic subject, below the identity line.
+#
+# Early infarct minus its mirror image across the midline, measured in the written
+# DICOM files, against the darkening the generator applied; the dashed line is identity.
+# ```
+#
 # Over {glue:text}`ct_contrast_n` synthetic ischaemic subjects the infarct is a median
 # {glue:text}`ct_contrast_median` HU below its mirror image: partial volume of 5 mm
 # slices and noise blur the applied difference, which is why early CT signs are hard
@@ -207,15 +253,41 @@ if synthetic:
 #
 # ## DWI and ADC
 #
-# On diffusion MRI the same infarcts are obvious: bright on the b1000 trace, dark on ADC.
+# On diffusion MRI an acute infarct is obvious: bright on the b1000 trace and dark on
+# the ADC map (restricted diffusion). An old infarct is the opposite: its tissue is gone
+# and the cavity holds CSF, dark on b1000 and bright on ADC. {numref}`fig-00-dwi` shows
+# both, with a haemorrhage. Display ranges come from the brain itself, not from the
+# volume's brightest voxels: b1000 from 0 to three times the brain's median, so normal
+# tissue is mid-grey and an acute infarct (about three times as bright) near white; ADC
+# from 0 to 2.5 times its median, so CSF is white and an acute infarct dark.
 
 # %%
+dwi = table[table.modality == "DWI"]
+if "stroke_type" in dwi:
+    isch = dwi[dwi.stroke_type == "ischaemic"]
+    dwi_picks = pd.concat([
+        isch[isch.lesion_volume_ml > 5].head(1),
+        isch[(isch.old_infarct_ml > 0.5) & (isch.lesion_volume_ml > 1)].head(1),
+        dwi[dwi.stroke_type == "haemorrhagic"].head(1),
+    ]).drop_duplicates("patient_id")
+else:
+    dwi_picks = dwi.sort_values("nihss", ascending=False).head(3)
 dwi_rows = []
-for _, r in table[(table.modality == "DWI")].loc[lambda d: d.patient_id.isin(picks.patient_id)].iterrows():
-    mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else None
-    dwi, adc = read_nifti(r.image).data, read_nifti(r.adc).data
-    dwi_rows.append((f"{r.patient_id} site {r.site}", dwi, adc, mask if mask is not None else np.zeros_like(dwi)))
-fig = dwi_adc(dwi_rows, f"DWI and ADC of {tag} subjects, lesion outlined")
+for _, r in dwi_picks.iterrows():
+    image, adc = read_nifti(r.image).data, read_nifti(r.adc).data
+    mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else np.zeros_like(image)
+    dwi_rows.append((f"{r.patient_id} site {r.site}\n{r.get('stroke_type', '')}", image, adc, mask))
+glue_figure("fig_dwi", dwi_adc(dwi_rows, f"DWI b1000 and ADC of {tag} subjects"))
+
+# %% [markdown]
+# ```{glue:figure} fig_dwi
+# :name: fig-00-dwi
+# :alt: DWI b1000 and ADC slices of three subjects with colour bars; an acute infarct outlined in yellow is bright on DWI and dark on ADC, an old infarct outlined in blue is dark on DWI and bright on ADC, and a haemorrhage is outlined in orange.
+#
+# DWI b1000 (left) and ADC (right) on the slice with most acute lesion, with colour bars
+# (ADC in 10⁻⁶ mm²/s). Outlines: acute infarct yellow, old infarct blue, haemorrhage
+# orange. R and L mark the patient's right and left.
+# ```
 
 # %% [markdown]
 # ## When a scan is bad
@@ -246,6 +318,7 @@ if synthetic:
     shutil.rmtree(scratch)
     display(rejects)
 else:
+    glue("n_loaded_after_damage", "-", display=False)
     display(cohort.rejects)
 
 # %% [markdown]
@@ -267,7 +340,8 @@ manifest_table()[["dataset", "title", "modality", "subjects", "licence", "chapte
 # - `-p n_subjects 400` or `-p in_plane 128`: a bigger or sharper embedded cohort
 #   (generated once, then cached by its parameters).
 # - `-p seed 1`: another cohort from the same model.
-# - `-p dataset soop -p data_root /data/soop`: read the real SOOP data instead.
+# - `-p dataset soop`: read the real SOOP data from `<data directory>/soop` (or from
+#   the folder `-p data_root` names) instead.
 #
 # ## Versions this chapter ran with
 

@@ -1,10 +1,11 @@
-"""Command line: ``python -m stroke_lib {cohort,chapter,book,data} ...``.
+"""Command line: ``python -m stroke_lib {cohort,chapter,book,html,data} ...``.
 
 Examples::
 
     python -m stroke_lib cohort --profile smoke
     python -m stroke_lib chapter 00_cohort -p profile full -p dataset synthetic
     python -m stroke_lib book --profile auto
+    python -m stroke_lib html                 # HTML from the executed chapters, no execution
     python -m stroke_lib data check soop /data/soop
 """
 
@@ -35,16 +36,32 @@ def _cohort(args: argparse.Namespace) -> None:
     print(generate_cohort(spec))
 
 
-def _chapter(args: argparse.Namespace) -> None:
-    from stroke_lib.book import execute_chapter
+def _chapter(args: argparse.Namespace) -> int:
+    from stroke_lib.book import UnknownParameterError, execute_chapter
 
-    print(execute_chapter(args.name, _params(args.p), args.output))
+    try:
+        print(execute_chapter(args.name, _params(args.p), args.output))
+    except UnknownParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
-def _book(args: argparse.Namespace) -> None:
-    from stroke_lib.book import build_book
+def _book(args: argparse.Namespace) -> int:
+    from stroke_lib.book import UnknownParameterError, build_book
 
-    build_book({"profile": args.profile, **_params(args.p)})
+    try:
+        build_book({"profile": args.profile, **_params(args.p)})
+    except UnknownParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _html(args: argparse.Namespace) -> None:
+    from stroke_lib.book import build_html
+
+    print(build_html())
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -83,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--profile", default="auto", choices=["smoke", "full", "auto"])
     b.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"))
     b.set_defaults(func=_book)
+
+    h = sub.add_parser("html", help="build the HTML from the executed chapters (no execution)")
+    h.set_defaults(func=_html)
 
     d = sub.add_parser("data", help="dataset manifests: list, or check a folder")
     d.add_argument("action", choices=["check", "list"])

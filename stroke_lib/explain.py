@@ -1,4 +1,4 @@
-"""Grad-CAM (``monai.visualize.GradCAM``), LayerCAM, localisation scores and a sanity check.
+"""Grad-CAM (``monai.visualize.GradCAM``), LayerCAM, localisation scores and their controls.
 
 Maps are (N, *spatial), upsampled to the input size and scaled to [0, 1] per sample,
 largest evidence at 1 (MONAI's default post-processing flips them; see ``_scale_each``).
@@ -11,6 +11,7 @@ positive gradient, which keeps small, local evidence such as an infarct of a few
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ from monai.transforms import ScaleIntensity
 from monai.visualize import GradCAM
 from scipy import stats
 from torch import nn
+
+from stroke_lib.metrics import bootstrap_ci
 
 
 class LayerCAM(GradCAM):
@@ -68,6 +71,26 @@ def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: in
     return np.concatenate(maps).astype(np.float32)
 
 
+def localisation_per_sample(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> pd.DataFrame:
+    """Localisation of each map (N, *spatial) against its lesion mask, for samples with a lesion.
+
+    Returns one row per sample with a lesion (``sample`` is its index): ``energy`` (share
+    of the map's energy inside the brain that falls in the lesion), ``share`` (share of
+    the brain the lesion covers: what a uniform map scores on ``energy``, and the chance
+    of a random point in the brain landing in the lesion) and ``hit`` (the map's maximum
+    inside the brain lies in the lesion: the pointing game).
+    """
+    rows = []
+    for i, (m, lesion, brain) in enumerate(zip(maps, masks > 0.5, brains)):
+        if not lesion.any():
+            continue
+        inside = np.where(brain, m, 0.0)
+        rows.append({"sample": i, "energy": float(inside[lesion].sum() / max(inside.sum(), 1e-12)),
+                     "share": float(lesion[brain].mean()),
+                     "hit": bool(lesion.flat[int(np.argmax(inside))])})
+    return pd.DataFrame(rows, columns=["sample", "energy", "share", "hit"])
+
+
 def localisation(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> dict[str, float]:
     """How well maps point at lesions, over the samples that have a lesion.
 
@@ -78,19 +101,37 @@ def localisation(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> dic
             uniform map would score on ``energy_in_lesion``).
         n: samples with a lesion.
     """
-    hits, energy, share = [], [], []
-    for m, lesion, brain in zip(maps, masks > 0.5, brains):
-        if not lesion.any():
-            continue
-        inside = np.where(brain, m, 0.0)
-        hits.append(bool(lesion.flat[int(np.argmax(inside))]))
-        energy.append(float(inside[lesion].sum() / max(inside.sum(), 1e-12)))
-        share.append(float(lesion[brain].mean()))
-    if not hits:
+    per = localisation_per_sample(maps, masks, brains)
+    if per.empty:
         return {"pointing_game": float("nan"), "energy_in_lesion": float("nan"),
                 "lesion_share_of_brain": float("nan"), "n": 0}
-    return {"pointing_game": float(np.mean(hits)), "energy_in_lesion": float(np.mean(energy)),
-            "lesion_share_of_brain": float(np.mean(share)), "n": len(hits)}
+    return {"pointing_game": float(per.hit.mean()), "energy_in_lesion": float(per.energy.mean()),
+            "lesion_share_of_brain": float(per.share.mean()), "n": len(per)}
+
+
+def randomised_copy(model: nn.Module, modules: list[str] | None = None, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with the named modules (every module when None) re-initialised
+    by their own ``reset_parameters``: the same architecture without what it learned."""
+    copy_ = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    named = dict(copy_.named_modules())
+    for name in ([""] if modules is None else modules):
+        for sub in named[name].modules():
+            if hasattr(sub, "reset_parameters"):
+                sub.reset_parameters()
+    return copy_
+
+
+def _spearman_each(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each pair of maps (N, *spatial); 0 where a map is constant
+    (a constant map keeps none of the other's rank order)."""
+    rhos = []
+    for x, y in zip(a, b):
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            rhos.append(0.0)
+        else:
+            rhos.append(float(stats.spearmanr(x.ravel(), y.ravel()).statistic))
+    return np.asarray(rhos)
 
 
 def randomisation_check(
@@ -99,54 +140,119 @@ def randomisation_check(
 ) -> dict[str, float]:
     """Model-parameter randomisation test (Adebayo et al., NeurIPS 2018).
 
-    Re-initialises the named top modules of a copy of ``model`` and compares its Grad-CAM
-    maps with the trained model's by Spearman rank correlation per sample. Maps that
-    barely change (correlation near 1) do not depend on what the model learned.
+    Re-initialises the named top modules of a copy of ``model`` and compares its maps
+    with the trained model's by Spearman rank correlation per sample. Maps that barely
+    change (correlation near 1) do not depend on what the model learned.
 
-    Returns mean and minimum Spearman correlation, and n.
+    Returns mean and minimum Spearman correlation, n, and the per-sample values (``rho``).
     """
     before = gradcam(model, x, target_layer, method=method)
-    randomised = copy.deepcopy(model)
-    torch.manual_seed(seed)
-    modules = dict(randomised.named_modules())
-    for name in top_layers:
-        for sub in modules[name].modules():
-            if hasattr(sub, "reset_parameters"):
-                sub.reset_parameters()
-    after = gradcam(randomised, x, target_layer, method=method)
-    rhos = []
-    for a, b in zip(before, after):
-        rho = stats.spearmanr(a.ravel(), b.ravel()).statistic
-        rhos.append(0.0 if np.isnan(rho) else float(rho))
-    return {"spearman_mean": float(np.mean(rhos)), "spearman_min": float(np.min(rhos)), "n": len(rhos)}
+    after = gradcam(randomised_copy(model, top_layers, seed), x, target_layer, method=method)
+    rhos = _spearman_each(before, after)
+    return {"spearman_mean": float(rhos.mean()), "spearman_min": float(rhos.min()), "n": len(rhos),
+            "rho": rhos}
+
+
+def _mean_ci(values: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """Mean of per-sample values with a 95% interval that resamples patients (``groups``)."""
+    return bootstrap_ci(np.ones(len(values), int), np.asarray(values, float), groups,
+                        lambda _y, v: float(np.mean(v)), n_boot=n_boot, seed=seed)
+
+
+#: The rule behind the randomisation verdict: mean Spearman correlation between the
+#: trained model's maps and those after randomising its top layers.
+RANDOMISATION_RULE = 0.5
+
+
+@dataclass
+class SaliencyReport:
+    """What ``saliency_checks`` measured.
+
+    Attributes:
+        maps: (method, network) -> maps (N, *spatial); network is "trained" or "random weights".
+        localisation: one row per (method, network): energy in lesion with its interval,
+            lesion share of brain, their ratio, pointing game with its Wilson interval and
+            its chance level, patients with a lesion.
+        verdicts: one row per method: trained minus random-weight energy in lesion with its
+            interval and the verdict in words; mean Spearman after randomising the top
+            layers with its interval and the verdict in words.
+    """
+
+    maps: dict[tuple[str, str], np.ndarray]
+    localisation: pd.DataFrame
+    verdicts: pd.DataFrame
+
+
+def _localisation_verdict(lo: float, hi: float) -> str:
+    if lo > 0:
+        return "localises better than its random-weight control"
+    if hi < 0:
+        return "localises worse than its random-weight control"
+    return "no better than its random-weight control"
+
+
+def _randomisation_verdict(lo: float, hi: float) -> str:
+    if hi < RANDOMISATION_RULE:
+        return "passes: maps change when the top layers are randomised"
+    if lo > RANDOMISATION_RULE:
+        return "fails: maps survive randomisation of the top layers"
+    return "inconclusive"
 
 
 def saliency_checks(
     model: nn.Module, x: torch.Tensor, masks: np.ndarray, brains: np.ndarray, target_layer: str,
-    top_layers: list[str], seed: int = 0, n_random: int = 16,
-) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Maps of every method in ``CAM_METHODS`` with their checks, as the chapters report them.
+    top_layers: list[str], groups: np.ndarray | None = None, seed: int = 0, n_random: int = 16,
+    n_boot: int = 1000, localise: bool = True,
+) -> SaliencyReport:
+    """Maps of every method in ``CAM_METHODS`` with their controls, as the chapters report them.
+
+    Two controls: **localisation against the same architecture with random weights**
+    (a map's energy can sit in a lesion for reasons that have nothing to do with what the
+    model learned: bright voxels, the layer's receptive field), compared patient by patient
+    with a bootstrap interval of the difference; and the **randomisation check** of the
+    top layers (Adebayo et al. 2018), with a bootstrap interval of the mean Spearman
+    correlation and the verdict rule ``RANDOMISATION_RULE``.
 
     Args:
         x: inputs (N, C, *spatial); masks: lesion masks (N, *spatial); brains: brain masks.
-        n_random: samples used by the randomisation check.
-
-    Returns:
-        the maps per method (N, *spatial), and a table with one row per method: layer,
-        energy in lesion, lesion share of brain, their ratio, pointing game, the mean
-        Spearman correlation after randomising ``top_layers``, and the patients with a lesion.
+        groups: patient ID per sample (default: each sample its own patient).
+        n_random: samples used by the randomisation check (the first ``n_random``).
+        localise: False on data without lesion masks: only the randomisation check runs.
     """
-    maps, rows = {}, {}
+    groups = np.arange(len(x)) if groups is None else np.asarray(groups)
+    control = randomised_copy(model, None, seed)
+    maps, loc_rows, verdicts = {}, [], {}
     for method in CAM_METHODS:
-        maps[method] = gradcam(model, x, target_layer, method=method)
-        loc = localisation(maps[method], masks, brains)
+        verdict: dict[str, object] = {}
+        if localise:
+            per = {}
+            for network, net in (("trained", model), ("random weights", control)):
+                maps[method, network] = gradcam(net, x, target_layer, method=method)
+                per[network] = localisation_per_sample(maps[method, network], masks, brains)
+                p = per[network]
+                g = groups[p["sample"].to_numpy()]
+                energy = _mean_ci(p.energy.to_numpy(), g, n_boot, seed)
+                hits = int(p.hit.sum())
+                pointing = stats.binomtest(hits, len(p)).proportion_ci(method="wilson")
+                loc_rows.append({
+                    "method": method, "network": network, "layer": target_layer,
+                    "energy in lesion": energy[0], "energy lower": energy[1], "energy upper": energy[2],
+                    "lesion share of brain": float(p.share.mean()),
+                    "energy / share": energy[0] / float(p.share.mean()),
+                    "pointing game": hits / len(p), "pointing lower": pointing.low,
+                    "pointing upper": pointing.high, "pointing by chance": float(p.share.mean()),
+                    "patients with a lesion": len(p)})
+            diff = per["trained"].energy.to_numpy() - per["random weights"].energy.to_numpy()
+            est, lo, hi = _mean_ci(diff, groups[per["trained"]["sample"].to_numpy()], n_boot, seed)
+            verdict |= {"energy in lesion, trained minus random": est, "difference lower": lo,
+                        "difference upper": hi, "localisation": _localisation_verdict(lo, hi)}
+        else:
+            maps[method, "trained"] = gradcam(model, x, target_layer, method=method)
         rand = randomisation_check(model, x[:n_random], target_layer, top_layers, seed=seed, method=method)
-        rows[method] = {
-            "layer": target_layer,
-            "energy in lesion": loc["energy_in_lesion"],
-            "lesion share of brain": loc["lesion_share_of_brain"],
-            "energy / share": loc["energy_in_lesion"] / loc["lesion_share_of_brain"],
-            "pointing game": loc["pointing_game"],
-            "Spearman after randomising top layers": rand["spearman_mean"],
-            "patients with a lesion": loc["n"]}
-    return maps, pd.DataFrame(rows).T.rename_axis("method")
+        rho = _mean_ci(rand["rho"], groups[:n_random], n_boot, seed)
+        verdict |= {"Spearman after randomising top layers": rho[0], "Spearman lower": rho[1],
+                    "Spearman upper": rho[2], "randomisation check": _randomisation_verdict(rho[1], rho[2])}
+        verdicts[method] = verdict
+    localisation_table = (pd.DataFrame(loc_rows).set_index(["method", "network"]) if loc_rows
+                          else pd.DataFrame())
+    return SaliencyReport(maps, localisation_table, pd.DataFrame(verdicts).T.rename_axis("method"))

@@ -12,10 +12,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from stroke_lib.preprocess import window
 
 RADIOLOGICAL = "radiological convention: patient's right on the left"
+
+#: Outline colour and name of each lesion label of the cohort's masks (1 acute infarct,
+#: 2 old infarct, 3 haemorrhage), from the Okabe-Ito colour-blind-safe palette.
+LESION_STYLES: dict[int, tuple[str, str]] = {
+    1: ("acute infarct", "#F0E442"),
+    2: ("old infarct", "#56B4E9"),
+    3: ("haemorrhage", "#D55E00"),
+}
 
 
 def axial(volume: np.ndarray, k: int) -> np.ndarray:
@@ -30,68 +39,136 @@ def lesion_slice(mask: np.ndarray) -> int:
     return int(np.argmax(counts)) if counts.any() else mask.shape[2] // 2
 
 
+def mri_display_range(volume: np.ndarray, brain: np.ndarray, high: float) -> tuple[float, float]:
+    """Display range (0, ``high`` x the brain's median) of an MRI volume.
+
+    Taken from brain-tissue statistics rather than the volume's own extremes, so that a
+    lesion three times as bright as normal tissue (an acute infarct on DWI b1000) is not
+    clipped to the white of normal brain, and CSF does not set the scale of ADC.
+    """
+    tissue = volume[brain & np.isfinite(volume)]
+    return 0.0, float(high * np.median(tissue)) if tissue.size else float(np.nanmax(volume))
+
+
+def _mark_sides(ax: plt.Axes) -> None:
+    """Write R and L at the image's left and right edges (radiological convention)."""
+    for x, text in ((0.03, "R"), (0.97, "L")):
+        ax.text(x, 0.5, text, transform=ax.transAxes, color="white", fontsize=7,
+                ha="center", va="center", fontweight="bold")
+
+
+def _outline_lesions(ax: plt.Axes, labels: np.ndarray, k: int) -> set[int]:
+    """Outline each lesion label on slice ``k`` in its own colour; returns the labels drawn."""
+    drawn = set()
+    for value, (_, colour) in LESION_STYLES.items():
+        region = labels[:, :, k] == value
+        if region.any():
+            ax.contour(axial(labels == value, k), levels=[0.5], colors=colour, linewidths=0.9)
+            drawn.add(value)
+    return drawn
+
+
+def _lesion_legend(fig: plt.Figure, drawn: set[int]) -> None:
+    if drawn:
+        handles = [Line2D([], [], color=LESION_STYLES[v][1], lw=1.5, label=LESION_STYLES[v][0])
+                   for v in sorted(drawn)]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.5, 0.0))
+
+
 def ct_windows(
     rows: Sequence[tuple[str, np.ndarray, np.ndarray]],
     windows: Sequence[tuple[float, float]],
     title: str,
 ) -> plt.Figure:
-    """A grid of CT slices: one row per (label, HU volume, lesion mask), one column per
-    (centre, width) window; lesion outlined in red on the slice with most lesion."""
-    fig, axes = plt.subplots(len(rows), len(windows), figsize=(2.6 * len(windows), 2.6 * len(rows)),
+    """A grid of CT slices: one row per (label, HU volume, lesion labels), one column per
+    (centre, width) window, each lesion label outlined in its colour (``LESION_STYLES``)
+    on the slice with most lesion; one HU colour bar per window."""
+    fig, axes = plt.subplots(len(rows), len(windows), figsize=(2.7 * len(windows), 2.6 * len(rows) + 0.9),
                              squeeze=False)
+    drawn: set[int] = set()
     for r, (label, hu, mask) in enumerate(rows):
         k = lesion_slice(mask)
         for c, (wc, ww) in enumerate(windows):
             ax = axes[r, c]
-            ax.imshow(window(axial(hu, k), wc, ww), cmap="gray", vmin=0, vmax=1)
-            if mask[:, :, k].any():
-                ax.contour(axial(mask > 0, k), levels=[0.5], colors="red", linewidths=0.7)
+            im = ax.imshow(axial(hu, k), cmap="gray", vmin=wc - ww / 2, vmax=wc + ww / 2)
+            drawn |= _outline_lesions(ax, mask, k)
+            _mark_sides(ax)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"WC{wc:g}/WW{ww:g}")
+                ax.set_title(f"WC{wc:g}/WW{ww:g}", fontsize=9)
+            if r == len(rows) - 1:
+                fig.colorbar(im, ax=axes[:, c], orientation="horizontal", fraction=0.03, pad=0.02,
+                             label="HU")
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
-    fig.tight_layout()
+    _lesion_legend(fig, drawn)
     return fig
 
 
 def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> plt.Figure:
-    """DWI b1000 and ADC side by side with the lesion outline: rows of (label, dwi, adc, mask)."""
-    fig, axes = plt.subplots(len(rows), 2, figsize=(5.2, 2.6 * len(rows)), squeeze=False)
+    """DWI b1000 and ADC side by side with lesion outlines: rows of (label, dwi, adc,
+    lesion labels), each (X, Y, Z) on one grid.
+
+    Display ranges come from the brain (ADC > 0): DWI from 0 to 3x the brain's median
+    (normal tissue mid-grey, an acute infarct near white), ADC from 0 to 2.5x its median
+    (an acute infarct dark, CSF white). Each row has its own colour bars, in the image's
+    units (DWI arbitrary, ADC 1e-6 mm^2/s).
+    """
+    fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.7 * len(rows) + 0.6), squeeze=False)
+    drawn: set[int] = set()
     for r, (label, dwi, adc, mask) in enumerate(rows):
-        k = lesion_slice(mask)
-        for c, (img, name, vmax) in enumerate(
-            ((dwi, "DWI b1000", np.percentile(dwi, 99.5)), (adc, "ADC (1e-6 mm²/s)", 3000))
-        ):
+        k = lesion_slice(np.isin(mask, (1, 3)) if np.isin(mask, (1, 3)).any() else mask)
+        brain = adc > 0
+        for c, (img, name, high) in enumerate(((dwi, "DWI b1000 (a.u.)", 3.0),
+                                               (adc, "ADC (1e-6 mm²/s)", 2.5))):
             ax = axes[r, c]
-            ax.imshow(axial(img, k), cmap="gray", vmin=0, vmax=vmax)
-            if mask[:, :, k].any():
-                ax.contour(axial(mask > 0, k), levels=[0.5], colors="yellow", linewidths=0.7)
+            lo, hi = mri_display_range(img, brain, high)
+            im = ax.imshow(axial(img, k), cmap="gray", vmin=lo, vmax=hi)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            drawn |= _outline_lesions(ax, mask, k)
+            _mark_sides(ax)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(name)
+                ax.set_title(name, fontsize=9)
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _lesion_legend(fig, drawn)
     return fig
 
 
 def label_distributions(labels: pd.DataFrame, title: str) -> plt.Figure:
-    """Four panels per site: stroke type, NIHSS, severity and HT (ischaemic subjects)."""
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    sns.countplot(data=labels, x="stroke_type", hue="site", ax=axes[0])
-    sns.histplot(data=labels, x="nihss", hue="site", discrete=True, multiple="dodge", ax=axes[1])
-    stroke = labels[labels.stroke_type != "none"]
-    sns.countplot(data=stroke, x="severity", hue="site", ax=axes[2])
-    isch = labels[labels.stroke_type == "ischaemic"].assign(
-        ht=lambda d: d.ht.map({0.0: "no HT", 1.0: "HT"}))
-    sns.countplot(data=isch, x="ht", hue="site", ax=axes[3])
-    for ax, t in zip(axes, ("stroke type", "NIHSS", "severity (stroke subjects)", "HT (ischaemic)")):
-        ax.set_title(t)
+    """One panel per label the table has, counted per site: stroke type, NIHSS, severity
+    (stroke subjects) and HT (ischaemic subjects). A real dataset shows what it has (SOOP:
+    NIHSS only)."""
+    panels = [name for name, cols in (("stroke type", ["stroke_type"]), ("NIHSS", ["nihss"]),
+                                      ("severity", ["severity", "stroke_type"]),
+                                      ("HT", ["ht", "stroke_type"]))
+              if all(c in labels for c in cols)]
+    if not panels:
+        raise ValueError(f"no label column to draw; columns: {list(labels.columns)}")
+    hue = "site" if labels.site.nunique() > 1 else None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        if name == "stroke type":
+            sns.countplot(data=labels, x="stroke_type", hue=hue, ax=ax)
+            ax.set_title("stroke type")
+        elif name == "NIHSS":
+            sns.histplot(data=labels, x="nihss", hue=hue, discrete=True, multiple="dodge", ax=ax)
+            ax.set_title("NIHSS")
+        elif name == "severity":
+            sns.countplot(data=labels[labels.stroke_type != "none"], x="severity", hue=hue, ax=ax)
+            ax.set_title("severity (stroke subjects)")
+        else:
+            isch = labels[labels.stroke_type == "ischaemic"].assign(
+                ht=lambda d: d.ht.map({0.0: "no HT", 1.0: "HT"}))
+            sns.countplot(data=isch, x="ht", hue=hue, ax=ax)
+            ax.set_title("HT (ischaemic subjects)")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -113,38 +190,42 @@ def paired_differences(table: pd.DataFrame, x: str, y: str, title: str, xlabel: 
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
                operating_points: dict[str, tuple[float, float]] | None = None,
                n_boot: int = 200, seed: int = 0) -> plt.Figure:
-    """ROC curves of several models on one axis with 95% bootstrap bands.
+    """ROC curves of several models on one axis with 95% patient-bootstrap bands.
 
     Args:
-        curves: label -> (y, score, groups); the band resamples patients (groups).
-        operating_points: label -> (sensitivity, specificity), drawn as markers
-            (e.g. published clinicians' or models' points).
+        curves: label -> (y, score, groups); the band is the pointwise 2.5-97.5 percentile
+            of sensitivity over ``n_boot`` replicates that resample patients (groups).
+        operating_points: label -> (sensitivity, specificity) of the positive class, drawn
+            as markers. Only a true pair belongs here: a class-weighted recall is not a
+            sensitivity, so a paper point reported that way must not be drawn.
     """
     from sklearn.metrics import roc_curve
 
     grid = np.linspace(0, 1, 101)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5.4, 5.2))
     rng = np.random.default_rng(seed)
     for label, (y, score, groups) in curves.items():
         y, score, groups = np.asarray(y), np.asarray(score), np.asarray(groups)
         fpr, tpr, _ = roc_curve(y, score)
         line, = ax.plot(fpr, tpr, label=label)
-        patients = np.unique(groups)
+        patients, inverse = np.unique(groups, return_inverse=True)
+        rows_of = [np.flatnonzero(inverse == i) for i in range(len(patients))]
         tprs = []
         for _ in range(n_boot):
-            drawn = rng.choice(patients, len(patients), replace=True)
-            idx = np.concatenate([np.flatnonzero(groups == p) for p in drawn])
+            idx = np.concatenate([rows_of[p] for p in rng.integers(0, len(patients), len(patients))])
             if len(np.unique(y[idx])) < 2:
                 continue
             f, t, _ = roc_curve(y[idx], score[idx])
             tprs.append(np.interp(grid, f, t))
         lo, hi = np.quantile(tprs, [0.025, 0.975], axis=0)
-        ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    band = Patch(color="grey", alpha=0.3, label=f"95% band: patient bootstrap, {n_boot} replicates")
     for label, (sens, spec) in (operating_points or {}).items():
         ax.plot(1 - spec, sens, marker="*", ms=11, ls="none", label=label)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(fontsize=7, loc="lower right")
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + [band], fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -191,12 +272,12 @@ def reliability(items: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> 
 
 def gradcam_overlays(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str,
                      n_slices: int = 4) -> plt.Figure:
-    """Grad-CAM over several axial slices with the lesion outline.
+    """Saliency maps over several axial slices around the lesion, with its outline.
 
     Args:
-        rows: (label, image (X, Y, Z), cam (X, Y, Z) in [0, 1], lesion mask (X, Y, Z)).
+        rows: (label, image (X, Y, Z), map (X, Y, Z) in [0, 1], lesion mask (X, Y, Z)).
     """
-    fig, axes = plt.subplots(len(rows), n_slices, figsize=(2.2 * n_slices, 2.3 * len(rows)),
+    fig, axes = plt.subplots(len(rows), n_slices, figsize=(2.2 * n_slices + 0.8, 2.3 * len(rows) + 0.5),
                              squeeze=False)
     for r, (label, image, cam, mask) in enumerate(rows):
         centre = lesion_slice(mask)
@@ -204,14 +285,17 @@ def gradcam_overlays(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarra
         for c, k in enumerate(ks):
             ax = axes[r, c]
             ax.imshow(axial(image, k), cmap="gray")
-            ax.imshow(axial(cam, k), cmap="jet", alpha=0.35, vmin=0, vmax=1)
+            im = ax.imshow(axial(cam, k), cmap="jet", alpha=0.35, vmin=0, vmax=1)
             if mask[:, :, k].any():
                 ax.contour(axial(mask > 0.5, k), levels=[0.5], colors="white", linewidths=0.8)
+            _mark_sides(ax)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"slice {k}", fontsize=7)
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)
-    fig.suptitle(f"{title}\n({RADIOLOGICAL}; white: lesion)", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{title}\n({RADIOLOGICAL}; white outline: acute lesion)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
+    fig.colorbar(im, cax=cax, label="map (0 to 1, per patient)")
     return fig

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from myst_nb import glue
+
+from stroke_lib.metrics import bootstrap_ci
+from stroke_lib.page import format_interval
 
 from stroke_lib.paths import REPO_ROOT
 from stroke_lib.runtime import RunContext, versions
@@ -31,29 +35,90 @@ def write_record(path: Path, run: RunContext, parameters: dict, metrics: dict[st
     return path
 
 
+def _paper(paper: str) -> dict:
+    return yaml.safe_load(PUBLISHED.read_text())[paper]
+
+
 def published(paper: str) -> pd.DataFrame:
-    """Published numbers of ``paper`` (a key of book/published_numbers.yaml) with sources."""
-    data = yaml.safe_load(PUBLISHED.read_text())[paper]
-    rows = [{"cohort": c["cohort"], "metric": m, "published": v, "source": data["source"]}
+    """Published numbers of ``paper`` (a key of book/published_numbers.yaml): one row per
+    cohort and metric with its definition, our metrics of that definition and the source."""
+    data = _paper(paper)
+    defs = data.get("definitions", {})
+    rows = [{"cohort": c["cohort"], "metric": m, "published": v,
+             "definition": defs.get(m, {}).get("definition", "not stated"),
+             "ours": list(defs.get(m, {}).get("ours", [])), "source": data["source"]}
             for c in data["results"] for m, v in c["metrics"].items()]
     return pd.DataFrame(rows)
 
 
+def published_roc_points(paper: str) -> dict[str, tuple[float, float]]:
+    """``{"<paper> <cohort> (published, other data)": (sensitivity, specificity)}`` for the
+    cohorts whose pair is a true positive-class operating point (``roc_point: true``)."""
+    data = _paper(paper)
+    return {f"{paper} {c['cohort']} (published, other data)":
+            (c["metrics"]["sensitivity"], c["metrics"]["specificity"])
+            for c in data["results"] if c.get("roc_point")}
+
+
 def paper_vs_study(paper: str, cohort: str, ours: pd.DataFrame, label: str) -> pd.DataFrame:
-    """Published metrics of one cohort beside ours (estimate [lower, upper]), never mixed."""
+    """Each published metric of one cohort beside our metric(s) of the same definition.
+
+    Columns: the paper's metric, its definition, the published value, our metric with
+    its 95% interval (one row per metric of ours that matches; "no metric of the same
+    definition" where none does) and the source. Published and ours are never mixed.
+
+    Args:
+        ours: a ``metrics_table`` (index: metric; estimate, lower, upper).
+        label: the column title of our numbers (say "synthetic" there).
+    """
     pub = published(paper)
-    pub = pub[pub.cohort == cohort].set_index("metric")
-    text = {m: f"{r.estimate:.3f} [{r.lower:.3f}, {r.upper:.3f}]" for m, r in ours.iterrows()}
-    return pd.DataFrame({f"published ({cohort})": pub.published,
-                         label: [text.get(m, "-") for m in pub.index],
-                         "source": pub.source})
+    pub = pub[pub.cohort == cohort]
+    if pub.empty:
+        raise KeyError(f"{PUBLISHED}: {paper} has no cohort {cohort!r}")
+    rows = []
+    for r in pub.itertuples():
+        for key in r.ours or [None]:
+            value = (format_interval(*ours.loc[key, ["estimate", "lower", "upper"]])
+                     if key in ours.index else "no metric of the same definition")
+            rows.append({"published metric": r.metric, "definition": r.definition,
+                         f"published ({cohort})": r.published, "our metric": key or "-",
+                         label: value, "source": r.source})
+    return pd.DataFrame(rows).set_index(["published metric", "our metric"])
+
+
+def ceiling_beside_auc(evaluations: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+                       tables: dict[str, pd.DataFrame], models: list[str], n_boot: int = 1000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Each evaluation's oracle ceiling beside the models' AUCs, and how close they come.
+
+    The ceiling is the AUC of the true latent risk against the label on the same
+    patients (known on the embedded cohort only), with a patient-bootstrap interval.
+    "Share of the way" is (AUC - 0.5) / (ceiling - 0.5): 0 is chance, 1 the ceiling.
+
+    Args:
+        evaluations: name -> (y (N,), latent risk (N,) or None on real data, patient IDs (N,)).
+        tables: ``metrics_table`` per ``f"{model}, {evaluation}"``.
+    """
+    rows = {}
+    for name, (y, latent, groups) in evaluations.items():
+        row: dict[str, object] = {"patients": len(np.unique(groups))}
+        ceiling = bootstrap_ci(y, latent, groups, n_boot=n_boot, seed=seed) if latent is not None else None
+        row["oracle ceiling"] = format_interval(*ceiling) if ceiling else "unknown on real data"
+        for m in models:
+            auc = tables[f"{m}, {name}"].loc["auc"]
+            row[f"{m} AUC"] = format_interval(auc.estimate, auc.lower, auc.upper)
+            row[f"{m}: share of the way from chance to the ceiling"] = (
+                f"{(auc.estimate - 0.5) / (ceiling[0] - 0.5):.2f}" if ceiling else "-")
+        rows[name] = row
+    return pd.DataFrame(rows).T.rename_axis("evaluation")
 
 
 def glue_metrics(prefix: str, table: pd.DataFrame, metrics: list[str]) -> None:
-    """Glue ``{prefix}_{metric}`` as "0.812 (95% CI 0.74-0.87)" for each metric."""
+    """Glue ``{prefix}_{metric}`` as "0.81 (95% CI 0.74 to 0.87)" for each metric, rounded
+    to what its interval supports."""
     for m in metrics:
         r = table.loc[m]
-        glue(f"{prefix}_{m}", f"{r.estimate:.3f} (95% CI {r.lower:.3f}-{r.upper:.3f})", display=False)
+        glue(f"{prefix}_{m}", format_interval(r.estimate, r.lower, r.upper, style="ci"), display=False)
 
 
 def model_card(folder: Path, name: str, task: str, data: str, metrics: pd.DataFrame,
@@ -67,7 +132,7 @@ def model_card(folder: Path, name: str, task: str, data: str, metrics: pd.DataFr
         "task": task,
         "intended use": "research and teaching only; not a medical device, not for diagnosis",
         "data": data,
-        "AUC (95% CI)": f"{auc.estimate:.3f} [{auc.lower:.3f}, {auc.upper:.3f}]",
+        "AUC (95% CI)": format_interval(auc.estimate, auc.lower, auc.upper),
         "limits": "; ".join(limits),
     }
     (folder / "model_card.md").write_text(

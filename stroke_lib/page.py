@@ -1,0 +1,121 @@
+"""What a chapter page shows: its opening, numbered figures, whole tables, rounded numbers.
+
+Every chapter opens through ``chapter_opening``: what the reader will learn, the
+parameters it ran with, the device and versions, the determinism statement and where its
+run record is written. Figures go to the page through ``glue_figure`` so the Markdown can
+place them as numbered MyST figures with a caption and alt text::
+
+    glue_figure("fig_dwi", fig)        # in a code cell
+
+    ```{glue:figure} fig_dwi
+    :name: fig-dwi
+    :alt: DWI and ADC of three subjects ...
+    Caption ...
+    ```
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from stroke_lib.paths import data_dir
+from stroke_lib.runtime import RunContext, versions
+
+DETERMINISM = (
+    "Deterministic: the same parameters and seed give the same cohort bytes and, on a CPU, "
+    "the same weights and metrics. On a GPU, cuDNN's convolution algorithms may differ in "
+    "the last bits between runs, so metrics can differ in their third decimal."
+)
+
+
+def table_options() -> None:
+    """Show whole table cells (no truncation at 50 characters) and every column."""
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 200)
+
+
+def record_location(path: Path) -> str:
+    """``path`` as the page shows it: relative to the data directory, never a machine path."""
+    try:
+        return f"<data directory>/{Path(path).relative_to(data_dir()).as_posix()}"
+    except ValueError:
+        return Path(path).name
+
+
+def show_parameters(**parameters: object) -> pd.DataFrame:
+    """Display the parameters a chapter ran with as a small table (and return it)."""
+    table = pd.DataFrame(
+        {"parameter": list(parameters), "value": [str(v) for v in parameters.values()]}
+    ).set_index("parameter")
+    display(table)
+    return table
+
+
+RUN_RECORD = "run record (parameters, versions, timings, every metric with its interval, predictions)"
+
+
+def chapter_opening(learn: Sequence[str], run: RunContext, parameters: dict[str, object],
+                    record: Path, record_is: str = RUN_RECORD) -> None:
+    """The opening every chapter shows, in one call.
+
+    Args:
+        learn: the "what you will learn" bullets (Markdown).
+        run: the resolved profile, device and seed (``runtime.start_run``).
+        parameters: every parameter the chapter ran with, resolved (profile defaults
+            filled in).
+        record: the folder or file where the chapter writes what ``record_is`` says.
+    """
+    table_options()
+    bullets = "\n".join(f"- {item}" for item in learn)
+    display(Markdown(f"**What you will learn**\n\n{bullets}\n\n**This run**"))
+    show_parameters(**parameters)
+    v = versions()
+    stack = ", ".join(f"{k} {v[k]}" for k in ("torch", "monai", "numpy", "scikit-learn", "pydicom",
+                                             "nibabel") if k in v)
+    display(Markdown(
+        f"Profile **{run.profile}** on **{run.device}**, seed {run.seed}. {DETERMINISM} "
+        f"Python {v['python']}; {stack}. The {record_is} is written to "
+        f"`{record_location(record)}`."))
+
+
+def glue_figure(name: str, fig: plt.Figure) -> None:
+    """Glue ``fig`` for a ``{glue:figure}`` directive and close it (so it shows once)."""
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def decimals_for(lower: float, upper: float) -> int:
+    """Decimals an estimate deserves: two significant digits of its interval's width.
+
+    Width 0.18 -> 2 decimals, 0.04 -> 3; an undefined or zero width -> 3; at most 4.
+    """
+    width = upper - lower
+    if not math.isfinite(width) or width <= 0:
+        return 3
+    return int(min(4, max(0, 1 - math.floor(math.log10(width)))))
+
+
+def format_interval(estimate: float, lower: float, upper: float, style: str = "brackets") -> str:
+    """``0.78 [0.69, 0.87]`` (or ``0.78 (95% CI 0.69-0.87)`` with ``style="ci"``), rounded
+    to what the interval supports; an estimate without an interval keeps 3 decimals."""
+    if not math.isfinite(estimate):
+        return "undefined"
+    d = decimals_for(lower, upper)
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        return f"{estimate:.3f} (no interval)"
+    if style == "ci":
+        return f"{estimate:.{d}f} (95% CI {lower:.{d}f} to {upper:.{d}f})"
+    return f"{estimate:.{d}f} [{lower:.{d}f}, {upper:.{d}f}]"
+
+
+def interval_column(table: pd.DataFrame) -> pd.Series:
+    """A metrics table (estimate, lower, upper) as one text column of rounded intervals."""
+    return table.apply(lambda r: format_interval(r.estimate, r.lower, r.upper), axis=1)
