@@ -5,11 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 
-from stroke_lib.data import faults, load_embedded, load_isles22, load_soop, read_ct_series, read_nifti
+from stroke_lib.data import (
+    faults, load_dataset, load_embedded, load_isles22, load_soop, loaders, read_ct_series, read_nifti,
+)
+from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.cohort import load_ct_series_folders
 from stroke_lib.errors import DataError
 
@@ -172,3 +176,113 @@ def test_isles22_layout(tmp_path, small_cohort):
     assert cohort.table.patient_id.tolist() == [pid]
     assert cohort.rejects.problem.tolist() == ["file not found"]
     assert "sub-strokecase0002_ses-0001_dwi.nii.gz" in cohort.rejects.file.iloc[0]
+
+
+SOOP_HEADER = ("participant_id\tsex\tage\trace\tacuteischaemicstroke\tpriorstroke\tbmi\tnihss\t"
+               "gs_rankin_6isdeath\tetiology\n")
+
+
+def _soop(root: Path, small_cohort: Path, rows: list[str], images: list[str]) -> Path:
+    """A folder in SOOP's real layout: its participants.tsv header, ``rows``, and DWI/ADC
+    (copied from the embedded cohort) for each ID in ``images``."""
+    root.mkdir(parents=True)
+    (root / "participants.tsv").write_text(SOOP_HEADER + "".join(r + "\n" for r in rows))
+    for i, pid in enumerate(images):
+        src = small_cohort / f"sub-{i + 1:04d}" / "dwi"
+        dst = root / pid / "dwi"
+        dst.mkdir(parents=True)
+        for rec in ("TRACE", "ADC"):
+            shutil.copy(src / f"sub-{i + 1:04d}_rec-{rec}_dwi.nii.gz", dst / f"{pid}_rec-{rec}_dwi.nii.gz")
+    return root
+
+
+SOOP_ROWS = [
+    "sub-2\tM\t78\tw\t1\t0\t22.84\t17\tn/a\t\"2: Cardioembolism (e.g., atrial fibrillation/flutter)\"",
+    "sub-3\tF\t87\tw\t1\t1\t19.23\t15\t6\t5: Cryptogenic Stroke",
+    "sub-6\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a",
+    "sub-38\tF\t89+\tw\t1\t0\tn/a\t12\tn/a\t\"1: Large-artery atherosclerosis\"",
+    "sub-40\tM\t60\tb\t1\t0\t30.1\tunknown\t2\t5: Cryptogenic Stroke",
+]
+
+
+def test_soop_real_participants_table(tmp_path, small_cohort):
+    root = _soop(tmp_path / "soop", small_cohort, SOOP_ROWS, ["sub-2", "sub-3", "sub-6", "sub-38", "sub-40"])
+    cohort = load_soop(root)
+    t = cohort.table.set_index("patient_id")
+    assert list(t.index) == ["sub-2", "sub-3", "sub-38"]
+    assert t.nihss.dtype.kind == "f" and t.age.dtype.kind == "f"
+    assert t.loc["sub-38", "age"] == 89 and t.loc["sub-2", "nihss"] == 17
+    assert np.isnan(t.loc["sub-2", "gs_rankin_6isdeath"]) and np.isnan(t.loc["sub-38", "bmi"])
+    assert set(t.site) == {"SOOP"}
+    assert t.loc["sub-2", "etiology"].startswith("2: Cardioembolism")
+    assert list(cohort.table.columns[:6]) == ["patient_id", "scan_id", "site", "modality", "image", "adc"]
+    rej = cohort.rejects.set_index("patient_id")
+    assert rej.loc["sub-38", "action"] == "repaired" and "'89+' read as 89" in rej.loc["sub-38", "problem"]
+    assert rej.loc["sub-40", "action"] == "skipped"
+    assert "sub-40" in rej.loc["sub-40", "problem"] and "'unknown'" in rej.loc["sub-40", "problem"]
+    assert rej.loc["sub-6", "problem"] == "participant sub-6: nihss is empty"
+    assert (rej.file == str(root / "participants.tsv")).all()
+
+
+def test_soop_duplicate_rows_are_an_error(tmp_path, small_cohort):
+    root = _soop(tmp_path / "soop", small_cohort, SOOP_ROWS + SOOP_ROWS[:2], ["sub-2"])
+    with pytest.raises(DataError, match=r"more than once: \['sub-2', 'sub-3'\]") as err:
+        load_soop(root)
+    assert err.value.path == root / "participants.tsv"
+
+
+def test_soop_folders_and_rows_that_do_not_match(tmp_path, small_cohort):
+    rows = [SOOP_ROWS[0], SOOP_ROWS[1].replace("sub-3", "SUB-3 "), SOOP_ROWS[3]]
+    root = _soop(tmp_path / "soop", small_cohort, rows, ["sub-2", "sub-3", "sub-77"])
+    cohort = load_soop(root)
+    assert cohort.table.patient_id.tolist() == ["sub-2"]
+    skipped = cohort.rejects[cohort.rejects.action == "skipped"].set_index("patient_id")
+    assert skipped.loc["sub-77", "problem"] == "image folder has no row in participants.tsv"
+    assert skipped.loc["sub-3", "file"] == str(root / "sub-3")
+    assert "hint: participant_id 'SUB-3 ' differs only in case" in skipped.loc["sub-3", "problem"]
+    assert "hint: folder 'sub-3'" in skipped.loc["SUB-3 ", "problem"]
+    assert skipped.loc["sub-38", "problem"].startswith("participants.tsv row has no image folder")
+    assert "hint" not in skipped.loc["sub-38", "problem"]
+
+
+def test_soop_sessions_give_one_row_each(tmp_path, small_cohort):
+    root = _soop(tmp_path / "soop", small_cohort, SOOP_ROWS[:1], [])
+    for ses, src in (("ses-1", "sub-0001"), ("ses-2", "sub-0002")):
+        dst = root / "sub-2" / ses / "dwi"
+        dst.mkdir(parents=True)
+        for rec in ("TRACE", "ADC"):
+            shutil.copy(small_cohort / src / "dwi" / f"{src}_rec-{rec}_dwi.nii.gz",
+                        dst / f"sub-2_{ses}_rec-{rec}_dwi.nii.gz")
+    cohort = load_soop(root)
+    assert cohort.table.scan_id.tolist() == ["sub-2_ses-1_dwi", "sub-2_ses-2_dwi"]
+    assert cohort.table.session.tolist() == ["ses-1", "ses-2"] and cohort.rejects.empty
+
+
+def test_adc_on_another_grid_than_its_dwi(copy):
+    adc = copy / "sub-0002/dwi/sub-0002_rec-ADC_dwi.nii.gz"
+    img = nib.load(adc)
+    nib.save(nib.Nifti1Image(img.get_fdata()[::2, ::2], img.affine @ np.diag([2, 2, 1, 1])), adc)
+    cohort = load_soop(copy)
+    assert "sub-0002" not in set(cohort.table.patient_id) and len(cohort.table) == 3
+    row = cohort.rejects.iloc[0]
+    assert row.file == str(adc) and "differs from its DWI" in row.problem
+
+
+def test_load_dataset_default_location(tmp_path, small_cohort, monkeypatch):
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError) as err:
+        load_dataset("soop")
+    assert err.value.path == tmp_path / "soop"
+    assert "datalad install" in err.value.problem and "data_root" in err.value.problem
+    faults.copy_subjects(small_cohort, tmp_path / "soop", 2)
+    assert load_dataset("soop", "").table.patient_id.tolist() == ["sub-0001", "sub-0002"]
+    assert len(load_dataset("soop", tmp_path / "soop").table) == 2
+
+
+def test_every_manifest_loader_is_reachable():
+    names = loaders()
+    for name in manifest_names():
+        target = load_manifest(name)["loader"]
+        if name != "synthetic" and target:
+            assert names[name].__name__ == target.rsplit(".", 1)[1]
+    assert {"soop", "isles_2022", "cq500"} <= set(names)

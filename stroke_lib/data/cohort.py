@@ -12,18 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from stroke_lib.data.dicom import read_ct_series
+from stroke_lib.data.manifests import load_manifest
 from stroke_lib.data.nifti import read_nifti
+from stroke_lib.data.participants import id_hint, read_participants
+from stroke_lib.data.rejects import REJECT_COLUMNS, Collector
 from stroke_lib.data.volume import Volume
 from stroke_lib.errors import DataError
 
-REJECT_COLUMNS = ["patient_id", "file", "problem", "action"]
-
+__all__ = ["Cohort", "REJECT_COLUMNS", "load_soop", "load_isles22", "load_ct_series_folders", "load_cq500",
+           "load_embedded"]
 
 @dataclass
 class Cohort:
@@ -46,95 +49,113 @@ class Cohort:
         return pd.Index(self.table.patient_id.unique())
 
 
-class _Collector:
-    """Checks scans, keeping rejects instead of raising.
+#: Maximum difference (mm) between the DWI and ADC affines of one scan.
+GRID_TOLERANCE_MM = 1e-3
 
-    Every path must exist; with ``validate`` each is also read once through the reader,
-    so unreadable files are rejected and repairs are listed.
-    """
 
-    def __init__(self, validate: bool) -> None:
-        self.validate = validate
-        self.rows: list[dict[str, object]] = []
+def _bids_scans(root: Path, pid: str, suffix: str) -> list[tuple[str, Path]]:
+    """(session or "", path) for each ``{pid}[_{ses}]_{suffix}`` under ``pid/[ses-*/]dwi``."""
+    sessions = sorted(p.name for p in (root / pid).glob("ses-*") if p.is_dir())
+    if not sessions:
+        return [("", root / pid / "dwi" / f"{pid}_{suffix}")]
+    return [(ses, root / pid / ses / "dwi" / f"{pid}_{ses}_{suffix}") for ses in sessions]
 
-    def check(self, patient_id: str, paths: list[Path], reader: Callable[[Path], Volume]) -> bool:
-        for path in paths:
-            if not path.exists():
-                self.rows.append(_reject(patient_id, path, "file not found", "skipped"))
-                return False
-            if not self.validate:
-                continue
-            try:
-                vol = reader(path)
-            except DataError as err:
-                self.rows.append(_reject(patient_id, err.path, err.problem, "skipped"))
-                return False
-            for note in vol.notes:
-                self.rows.append(_reject(patient_id, path, note, "repaired"))
+
+def _same_grid(col: Collector, pid: str, dwi: Volume, adc: Volume) -> bool:
+    """Reject the scan (naming the ADC) when ADC and DWI are not on one voxel grid."""
+    if dwi.data.shape == adc.data.shape and np.allclose(dwi.affine, adc.affine,
+                                                         atol=GRID_TOLERANCE_MM):
         return True
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=REJECT_COLUMNS)
-
-
-def _reject(patient_id: str, path: Path, problem: str, action: str) -> dict[str, object]:
-    return {"patient_id": patient_id, "file": str(path), "problem": problem, "action": action}
+    col.add(pid, adc.source, f"ADC grid (shape {adc.data.shape}, spacing "
+            f"{np.round(adc.spacing, 2).tolist()} mm) differs from its DWI {dwi.source.name} "
+            f"(shape {dwi.data.shape}, spacing {np.round(dwi.spacing, 2).tolist()} mm): "
+            "resample one onto the other")
+    return False
 
 
-def read_participants(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a BIDS participants.tsv, checking that ``required`` columns exist.
-
-    Raises:
-        DataError: the file is missing, unreadable or lacks a required column.
-    """
-    if not path.exists():
-        raise DataError(path, "participants.tsv not found")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype={"participant_id": str}, na_values=["n/a"])
-    except Exception as exc:
-        raise DataError(path, f"cannot be read as a tab-separated table ({exc})") from exc
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {missing}; found {list(df.columns)}")
-    return df
+def _dwi_adc_usable(col: Collector, pid: str, dwi: Path, adc: Path) -> bool:
+    """Both files exist and, with ``col.validate``, read and share one grid."""
+    if not col.validate:
+        return col.check(pid, [dwi, adc], read_nifti)
+    dwi_vol = col.read(pid, dwi, read_nifti)
+    adc_vol = col.read(pid, adc, read_nifti) if dwi_vol is not None else None
+    return adc_vol is not None and _same_grid(col, pid, dwi_vol, adc_vol)
 
 
 def load_soop(root: str | Path, site: str = "SOOP", validate: bool = True) -> Cohort:
-    """Load DWI trace and ADC with NIHSS from a dataset in SOOP's BIDS layout.
+    """Load DWI trace and ADC with the participants' values from SOOP's BIDS layout.
 
-    Layout (OpenNeuro ds004889): ``participants.tsv`` with ``participant_id`` and
-    ``nihss``; ``sub-X/dwi/sub-X_rec-TRACE_dwi.nii.gz`` and ``..._rec-ADC_dwi.nii.gz``.
-    A ``site`` column in participants.tsv overrides ``site``. Participants without an
-    NIHSS value are rejected (the label is missing).
+    Layout (OpenNeuro ds004889): ``participants.tsv`` (``participant_id, sex, age, race,
+    acuteischaemicstroke, priorstroke, bmi, nihss, gs_rankin_6isdeath, etiology``; the
+    embedded cohort's has ``participant_id, age, sex, nihss, site``) and
+    ``sub-X/dwi/sub-X_rec-TRACE_dwi.nii.gz`` with ``..._rec-ADC_dwi.nii.gz``; with sessions
+    ``sub-X/ses-Y/dwi/sub-X_ses-Y_rec-TRACE_dwi.nii.gz`` (one row per session).
 
-    Args:
-        validate: read every image once so bad files are rejected now, not mid-training.
+    The participants table is validated against ``data_manifests/soop.yaml``
+    (``stroke_lib.data.participants.read_participants``): ``n/a`` is missing, ``"89+"``
+    is read as 89 and noted, a missing or non-numeric NIHSS rejects the participant.
+    Image folders without a row and rows without images are rejected, with a hint when
+    the IDs differ only in case, whitespace or ``sub-``. A ``site`` column overrides
+    ``site``. With ``validate`` every image is read once and an ADC on another grid than
+    its DWI is rejected.
+
+    Returns:
+        Cohort with columns ``patient_id, scan_id, site, modality, image, adc`` (``session``
+        when the dataset has sessions) and the participants' columns.
+
+    Raises:
+        DataError naming participants.tsv: missing, unreadable, no ``participant_id`` or
+        ``nihss`` column, or duplicated participant IDs.
     """
     root = Path(root)
-    part = read_participants(root / "participants.tsv", ("participant_id", "nihss"))
-    col = _Collector(validate)
+    tsv = root / "participants.tsv"
+    spec = load_manifest("soop")["participants"]
+    part = read_participants(tsv, spec["label"], spec["columns"])
+    col = Collector(validate)
+    col.rows.extend(part.rejects)
+    ids = part.table.participant_id.tolist()
+    folders = sorted(p.name for p in root.glob("sub-*") if p.is_dir())
+    for folder in sorted(set(folders) - set(ids)):
+        col.add(folder, root / folder, "image folder has no row in participants.tsv"
+                + id_hint(folder, ids, "participant_id"))
     rows = []
-    for rec in tqdm(part.to_dict("records"), desc=f"reading {root.name}", unit="subject", leave=False):
-        pid = str(rec["participant_id"])
-        dwi = root / pid / "dwi" / f"{pid}_rec-TRACE_dwi.nii.gz"
-        adc = root / pid / "dwi" / f"{pid}_rec-ADC_dwi.nii.gz"
+    with_sessions = False
+    records = part.table.to_dict("records")
+    for rec in tqdm(records, desc=f"reading {root.name}", unit="subject", leave=False):
+        pid = rec["participant_id"]
+        if pid in part.skipped:
+            continue
         if pd.isna(rec["nihss"]):
-            col.rows.append(_reject(pid, root / "participants.tsv", "nihss is empty", "skipped"))
+            col.add(pid, tsv, f"participant {pid}: nihss is empty")
             continue
-        if not col.check(pid, [dwi, adc], read_nifti):
+        if not (root / pid).is_dir():
+            col.add(pid, root / pid, "participants.tsv row has no image folder"
+                    + id_hint(pid, folders, "folder"))
             continue
-        rows.append(
-            {
-                "patient_id": pid,
-                "scan_id": f"{pid}_dwi",
-                "site": str(rec.get("site", site)),
-                "modality": "DWI",
-                "image": str(dwi),
-                "adc": str(adc),
-                **{k: v for k, v in rec.items() if k not in ("participant_id", "site")},
-            }
-        )
-    return Cohort(pd.DataFrame(rows), col.frame(), "soop", root)
+        for ses, dwi in _bids_scans(root, pid, "rec-TRACE_dwi.nii.gz"):
+            adc = dwi.with_name(dwi.name.replace("rec-TRACE", "rec-ADC"))
+            if not _dwi_adc_usable(col, pid, dwi, adc):
+                continue
+            with_sessions |= bool(ses)
+            site_value = rec.get("site")
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "scan_id": f"{pid}_{ses}_dwi" if ses else f"{pid}_dwi",
+                    "site": site if pd.isna(site_value) or site_value is None else str(site_value),
+                    "modality": "DWI",
+                    "image": str(dwi),
+                    "adc": str(adc),
+                    "session": ses,
+                    **{k: v for k, v in rec.items() if k not in ("participant_id", "site")},
+                }
+            )
+    columns = ["patient_id", "scan_id", "site", "modality", "image", "adc", "session"]
+    columns += [c for c in part.table.columns if c not in ("participant_id", "site")]
+    table = pd.DataFrame(rows, columns=columns)
+    if not with_sessions:
+        table = table.drop(columns="session")
+    return Cohort(table, col.frame(), "soop", root)
 
 
 def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
@@ -148,7 +169,7 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
     subjects = sorted(p.name for p in (root / "rawdata").glob("sub-*") if p.is_dir())
     if not subjects:
         raise DataError(root / "rawdata", "no sub-* folders: not the ISLES 2022 layout")
-    col = _Collector(validate)
+    col = Collector(validate)
     rows = []
     for pid in tqdm(subjects, desc="reading ISLES 2022", unit="subject", leave=False):
         stem = f"{pid}_ses-0001"
@@ -180,7 +201,7 @@ def load_ct_series_folders(
     embedded cohort's ``sourcedata/ct/sub-X/NCCT_HEAD``).
     """
     root = Path(root)
-    col = _Collector(validate)
+    col = Collector(validate)
     rows = []
     folders = sorted(p for p in root.glob(series_glob) if p.is_dir())
     for folder in tqdm(folders, desc="reading CT series", unit="series", leave=False):
@@ -222,3 +243,11 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     table = table.sort_values(["patient_id", "modality"], ignore_index=True)
     rejects = pd.concat([dwi.rejects, ct.rejects], ignore_index=True)
     return Cohort(table, rejects, "synthetic", root)
+
+
+def load_cq500(root: str | Path, validate: bool = True) -> Cohort:
+    """Load CQ500's CT series: ``CQ500CT<N> CQ500CT<N>/Unknown Study/<series>/``."""
+    cohort = load_ct_series_folders(root, "CQ500CT*/Unknown Study/*", site="CQ500",
+                                    validate=validate)
+    cohort.name = "cq500"
+    return cohort
