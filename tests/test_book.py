@@ -1,28 +1,51 @@
-"""Smoke run of the book: every chapter executes with papermill, then the HTML builds."""
+"""Smoke run of the book: every chapter executes with papermill into a temporary copy of
+the book (never into book/), its pages are clean, and the HTML builds."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
 
-from stroke_lib.book import BOOK_DIR, build_html, chapter_names, execute_chapter
+from stroke_lib.book import (BOOK_DIR, UnknownParameterError, build_html, chapter_names,
+                             copy_book_sources, execute_chapter)
 from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
-from stroke_lib.paths import data_dir
+from stroke_lib.paths import REPO_ROOT, data_dir
 
 pytestmark = pytest.mark.notebook
 
+#: Text that must never reach a page: progress bars, warnings, tracebacks.
+DIRT = re.compile(r"\d+%\|| it/s|s/it\]|Warning:|Warning\b.*\n|Traceback \(most recent call last\)")
+
+
+def _book_state() -> dict[str, float]:
+    """Every file under book/chapters and book/_build with its modification time."""
+    return {str(p): p.stat().st_mtime for d in ("chapters", "_build") if (BOOK_DIR / d).exists()
+            for p in (BOOK_DIR / d).rglob("*") if p.is_file()}
+
 
 @pytest.fixture(scope="module")
-def built_book():
-    executed = {name: execute_chapter(name, {"profile": "smoke"}) for name in chapter_names()}
-    return executed, build_html()
+def built_book(tmp_path_factory):
+    before = _book_state()
+    book = copy_book_sources(tmp_path_factory.mktemp("book") / "book")
+    executed = {name: execute_chapter(name, {"profile": "smoke"}, output=book / "chapters" / f"{name}.ipynb")
+                for name in chapter_names()}
+    index = build_html(book)
+    return executed, index, before
+
+
+def test_book_dir_is_left_as_it_was(built_book):
+    _, index, before = built_book
+    assert BOOK_DIR not in index.parents
+    assert _book_state() == before
 
 
 def test_every_chapter_executes(built_book):
-    executed, _ = built_book
+    executed, _, _ = built_book
     for name, path in executed.items():
         nb = nbformat.read(path, as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -31,21 +54,63 @@ def test_every_chapter_executes(built_book):
         assert all("remove-cell" in c.metadata.tags for c in hidden)
 
 
-def test_html_has_chapter_pages_with_figures(built_book):
-    _, index = built_book
+def test_pages_carry_no_progress_bars_warnings_or_tracebacks(built_book):
+    executed, _, _ = built_book
+    for name, path in executed.items():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                assert not (out.output_type == "stream" and out.name == "stderr"), (name, out.text[:300])
+                texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items()
+                                                  if k.startswith("text/") and isinstance(v, str)]
+                for text in texts:
+                    assert not DIRT.search(text), (name, DIRT.search(text).group(0), text[:300])
+
+
+def test_tables_show_whole_cells(built_book):
+    executed, _, _ = built_book
+    for name, path in executed.items():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                html = out.get("data", {}).get("text/html", "")
+                assert not re.search(r"<td>[^<]*\.\.\.</td>", html), (name, html[:300])
+
+
+def test_html_pages_have_numbered_captioned_figures(built_book):
+    _, index, _ = built_book
     assert index.exists()
-    page = (BOOK_DIR / "_build/html/chapters/00_cohort.html").read_text()
-    assert len(re.findall(r"<img ", page)) >= 4
-    assert "synthetic" in page
-    assert "injected-parameters" not in page
+    for name, least in (("00_cohort", 4), ("01_evaluation", 5)):
+        page = (index.parent / "chapters" / f"{name}.html").read_text()
+        numbers = re.findall(r'<span class="caption-number">Fig\. (\d+)', page)
+        assert len(numbers) >= least, (name, numbers)
+        alts = re.findall(r'<img alt="([^"]*)"', page)
+        assert len([a for a in alts if len(a) > 40]) >= least, (name, alts)
+        assert "synthetic" in page
+        assert "injected-parameters" not in page
+        assert not DIRT.search(re.sub(r"<[^>]+>", "", page))
 
 
 def test_patient_name_not_in_built_html(built_book):
+    _, index, _ = built_book
     parts = EXAMPLE_PATIENT_NAME.split("^")
-    for html in (BOOK_DIR / "_build/html").rglob("*.html"):
+    for html in index.parent.rglob("*.html"):
         text = html.read_text(errors="ignore")
         for part in parts:
             assert part not in text, html
+
+
+def test_chapter_01_saliency_is_set_against_its_controls(built_book):
+    record = json.loads((data_dir() / "runs" / "01_evaluation-synthetic-smoke-seed0" / "results.json").read_text())
+    for key, checks in record["saliency"].items():
+        assert checks["localisation"] in {"localises better than its random-weight control",
+                                          "no better than its random-weight control",
+                                          "localises worse than its random-weight control"}, key
+        assert checks["difference lower"] <= checks["energy in lesion, trained minus random"] <= checks["difference upper"]
+        for network in ("trained", "random weights"):
+            loc = checks[network]
+            assert loc["energy lower"] <= loc["energy in lesion"] <= loc["energy upper"], (key, network)
+    assert set(record["ceiling"]) == {"site A cross-validation", "external sites"}
 
 
 def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
@@ -54,8 +119,19 @@ def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
     records = []
     for run in range(2):
         execute_chapter("01_evaluation", params, output=tmp_path / f"run{run}.ipynb")
-        record = data_dir() / "runs" / "01_evaluation-smoke-seed0" / "results.json"
+        record = data_dir() / "runs" / "01_evaluation-synthetic-smoke-seed0" / "results.json"
         records.append(json.loads(record.read_text()))
     assert records[0]["parameters"]["epochs"] == 2
     same = [json.dumps([r["metrics"], r["saliency"]], sort_keys=True) for r in records]  # NaN-safe
     assert records[0]["metrics"] and same[0] == same[1]
+
+
+def test_a_misspelt_parameter_fails_at_once_naming_the_accepted_ones(tmp_path):
+    with pytest.raises(UnknownParameterError, match="n_subjects"):
+        execute_chapter("01_evaluation", {"n_subject": 60}, output=tmp_path / "never.ipynb")
+    assert not (tmp_path / "never.ipynb").exists()
+    cli = subprocess.run([sys.executable, "-m", "stroke_lib", "chapter", "01_evaluation", "-p", "n_subject", "60",
+                          "--output", str(tmp_path / "never.ipynb")],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert cli.returncode == 2
+    assert "n_subject" in cli.stderr and "n_subjects (int" in cli.stderr and "Traceback" not in cli.stderr
