@@ -11,6 +11,12 @@ Why weighted recall always equals accuracy: weighted recall is
 correctly. TRACT-NET (paper 000) reports "sensitivity" equal to accuracy on both its
 cohorts (0.8137/0.8137 and 0.6896/0.6896): that is what a class-weighted recall gives,
 not the sensitivity for non-minor stroke.
+
+Every function checks its inputs: labels must be exactly 0 and 1 (or booleans) and scores
+finite, else a ``ValueError`` says which values and rows are wrong. Intervals count
+patients, not scans: the bootstrap resamples patients, DeLong's AUC interval uses
+Obuchowski's (1997) variance for clustered data when ``groups`` is given, and a proportion
+at 0 or 1, or with fewer than ten patients in its denominator, gets a Wilson interval.
 """
 
 from __future__ import annotations
@@ -28,14 +34,48 @@ class UndefinedMetricError(ValueError):
     """A metric that is undefined for the given labels (e.g. AUC with one class)."""
 
 
-def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y).astype(int).ravel()
+def as_binary_labels(y: np.ndarray, name: str = "y") -> np.ndarray:
+    """Labels (N,) as integers 0/1; raises ``ValueError`` unless every value is exactly 0 or
+    1 (or a boolean): 0.2, 1.7, NaN or "1" are errors, never rounded."""
+    arr = np.asarray(y).ravel()
+    if arr.dtype == bool:
+        return arr.astype(int)
+    if arr.dtype.kind not in "iuf":
+        if arr.dtype.kind != "O" or any(isinstance(v, (str, bytes)) for v in arr):
+            raise ValueError(f"{name} must contain only 0 and 1 (or booleans); it holds {arr.dtype} values "
+                             f"such as {arr[:3].tolist()}")
+        arr = arr.astype(float)
+    bad = ~np.isin(arr, (0, 1))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(f"{name} must contain only 0 and 1 (or booleans); {rows.size} row(s) hold other values, "
+                         f"e.g. {arr[rows[:5]].tolist()} at rows {rows[:5].tolist()}")
+    return arr.astype(int)
+
+
+def _finite_scores(score: np.ndarray, name: str = "score") -> np.ndarray:
     score = np.asarray(score, float).ravel()
+    bad = np.flatnonzero(~np.isfinite(score))
+    if bad.size:
+        raise ValueError(f"{name} has {bad.size} non-finite value(s) (NaN or inf) at rows {bad[:10].tolist()}")
+    return score
+
+
+def _check(y: np.ndarray, score: np.ndarray, name: str = "score") -> tuple[np.ndarray, np.ndarray]:
+    y, score = as_binary_labels(y), _finite_scores(score, name)
     if y.shape != score.shape:
-        raise ValueError(f"y has {y.size} rows, score has {score.size}")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("y must contain only 0 and 1")
+        raise ValueError(f"y has {y.size} rows, {name} has {score.size}")
     return y, score
+
+
+def _groups(groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Patient ID per row (N,); ``None`` means one patient per row."""
+    if groups is None:
+        return np.arange(n)
+    groups = np.asarray(groups).ravel()
+    if groups.size != n:
+        raise ValueError(f"groups has {groups.size} rows, y has {n}")
+    return groups
 
 
 def _ratio(num: float, den: float, name: str) -> float:
@@ -135,8 +175,7 @@ def bootstrap_ci(
         (estimate, lower, upper).
     """
     y, score = _check(y, score)
-    groups = np.asarray(groups)
-    patients, inverse = np.unique(groups, return_inverse=True)
+    patients, inverse = np.unique(_groups(groups, len(y)), return_inverse=True)
     patient_label = np.zeros(len(patients), int)
     np.maximum.at(patient_label, inverse, y)
     rows_of = [np.flatnonzero(inverse == i) for i in range(len(patients))]
@@ -176,72 +215,229 @@ def _structural_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
     return aucs, v10, v01
 
 
-def _delong_cov(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y).astype(int)
-    if y.min() == y.max():
-        raise UndefinedMetricError("DeLong needs both classes")
+def _delong_cov(y: np.ndarray, scores: np.ndarray, cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs (K,) of K score rows (K, N) and their covariance (K, K), clustered by patient.
+
+    Obuchowski (1997, Biometrics 53:567-578): with ``V10(X_i)`` the sum of the placement
+    values of patient i's positive rows, ``m_i`` their number (``n_i``, ``V01`` for
+    negative rows), ``M``, ``N`` the positive and negative rows, ``I10``, ``I01`` the
+    patients with a positive or a negative row and ``I`` all patients,
+    ``S10 = I10 / ((I10 - 1) M) sum_i (V10_i - m_i A)^2``, ``S01`` likewise,
+    ``S11 = I / (I - 1) sum_i (V10_i - m_i A)(V01_i - n_i A)`` and
+    ``var A = S10 / M + S01 / N + 2 S11 / (M N)``; the covariance of two models takes
+    the products of their deviations. With one row per patient this is DeLong (1988).
+    ``cluster`` holds each row's patient index in 0..I-1.
+    """
+    i_all = int(cluster.max()) + 1
+    c_pos, c_neg = cluster[y == 1], cluster[y == 0]
+    i10, i01 = np.unique(c_pos).size, np.unique(c_neg).size
+    if i10 < 2 or i01 < 2:
+        raise UndefinedMetricError(
+            "DeLong needs at least two patients with a positive row and two with a negative row; "
+            f"found {i10} patient(s) with a positive row and {i01} with a negative row")
     aucs, v10, v01 = _structural_components(y, scores)
-    m, n = v10.shape[1], v01.shape[1]
-    s10 = np.atleast_2d(np.cov(v10))
-    s01 = np.atleast_2d(np.cov(v01))
-    return aucs, s10 / m + s01 / n
+    big_m, big_n = v10.shape[1], v01.shape[1]
+    m_i = np.bincount(c_pos, minlength=i_all)
+    n_i = np.bincount(c_neg, minlength=i_all)
+    d10 = np.stack([np.bincount(c_pos, weights=v, minlength=i_all) for v in v10]) - m_i * aucs[:, None]
+    d01 = np.stack([np.bincount(c_neg, weights=v, minlength=i_all) for v in v01]) - n_i * aucs[:, None]
+    s10 = i10 / ((i10 - 1) * big_m) * d10 @ d10.T
+    s01 = i01 / ((i01 - 1) * big_n) * d01 @ d01.T
+    s11 = i_all / (i_all - 1) * d10 @ d01.T
+    return aucs, s10 / big_m + s01 / big_n + (s11 + s11.T) / (big_m * big_n)
 
 
-def delong_ci(y: np.ndarray, score: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """AUC with its DeLong (1988) interval, clipped to [0, 1]: (auc, lower, upper)."""
+def delong_ci(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None,
+              alpha: float = 0.05) -> tuple[float, float, float]:
+    """AUC with its DeLong interval, clipped to [0, 1]: (auc, lower, upper).
+
+    With ``groups`` (patient ID per row) the variance is Obuchowski's (1997) for
+    clustered data, so several scans of one patient count as one patient's evidence;
+    without it every row is a patient (DeLong 1988). Raises ``UndefinedMetricError``
+    with fewer than two patients in either class.
+    """
     y, score = _check(y, score)
-    aucs, cov = _delong_cov(y, score[None])
-    se = float(np.sqrt(cov[0, 0]))
+    _, cluster = np.unique(_groups(groups, len(y)), return_inverse=True)
+    aucs, cov = _delong_cov(y, score[None], cluster)
+    se = float(np.sqrt(max(cov[0, 0], 0.0)))
     z = stats.norm.ppf(1 - alpha / 2)
     return float(aucs[0]), max(0.0, aucs[0] - z * se), min(1.0, aucs[0] + z * se)
 
 
-def delong_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
-    """Paired DeLong test of two models scored on the same rows.
+#: Up to this many patients the permutation test enumerates every swap (2^I of them).
+EXACT_PERMUTATION_PATIENTS = 15
 
-    Returns auc_a, auc_b, difference (a - b), its standard error, z and two-sided p.
+
+def _rank_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUC of each row of ``scores`` (B, N) by midranks (Mann-Whitney)."""
+    m, n = int(y.sum()), int((y == 0).sum())
+    ranks = stats.rankdata(scores, axis=1)
+    return (ranks[:, y == 1].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+
+
+def _permutation_p(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, cluster: np.ndarray,
+                   n_perm: int, seed: int) -> tuple[float, str]:
+    """Two-sided p of the AUC difference by swapping the two models within patients.
+
+    Under the null hypothesis the two models are exchangeable within a patient. Their
+    scores are rank-transformed first (ranks over all rows, so both are on one scale;
+    AUCs are unchanged). With at most ``EXACT_PERMUTATION_PATIENTS`` patients every one
+    of the 2^I swap patterns is used (exact p); otherwise ``n_perm`` random ones, with
+    p = (1 + hits) / (1 + n_perm).
     """
-    y, score_a = _check(y, score_a)
-    _, score_b = _check(y, score_b)
-    aucs, cov = _delong_cov(y, np.vstack([score_a, score_b]))
+    ra, rb = stats.rankdata(score_a), stats.rankdata(score_b)
+    observed = abs(_rank_auc(y, ra[None])[0] - _rank_auc(y, rb[None])[0])
+    i_all = int(cluster.max()) + 1
+    exact = i_all <= EXACT_PERMUTATION_PATIENTS
+    if exact:
+        swaps = ((np.arange(2**i_all)[:, None] >> np.arange(i_all)) & 1).astype(bool)
+    else:
+        swaps = np.random.default_rng(seed).random((n_perm, i_all)) < 0.5
+    hits = 0
+    for start in range(0, len(swaps), 4096):
+        swap_rows = swaps[start : start + 4096][:, cluster]
+        diff = _rank_auc(y, np.where(swap_rows, rb, ra)) - _rank_auc(y, np.where(swap_rows, ra, rb))
+        hits += int((np.abs(diff) >= observed - 1e-12).sum())
+    if exact:
+        return hits / len(swaps), f"exact permutation test over all {len(swaps)} within-patient swaps"
+    return (1 + hits) / (1 + n_perm), f"permutation test, {n_perm} random within-patient swaps"
+
+
+def delong_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, groups: np.ndarray | None = None,
+                n_perm: int = 20000, seed: int = 0) -> dict[str, float | str]:
+    """Paired test of two models' AUCs on the same rows.
+
+    DeLong's test, with Obuchowski's clustered covariance when ``groups`` (patient ID per
+    row) is given. When the standard error of the difference is 0 (for example AUC 1.0
+    against 0.0: every placement value is constant), the normal approximation cannot
+    assess the difference, and the p-value comes from a permutation test that swaps the
+    two models' (rank-transformed) scores within patients: exact over all swaps with at
+    most ``EXACT_PERMUTATION_PATIENTS`` patients, else ``n_perm`` random swaps (seeded).
+
+    Returns:
+        auc_a, auc_b, difference (a - b), se, z (NaN when se is 0), two-sided p, and
+        ``method`` naming how p was obtained.
+    """
+    y, score_a = _check(y, score_a, "score_a")
+    _, score_b = _check(y, score_b, "score_b")
+    _, cluster = np.unique(_groups(groups, len(y)), return_inverse=True)
+    aucs, cov = _delong_cov(y, np.vstack([score_a, score_b]), cluster)
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     diff = float(aucs[0] - aucs[1])
     se = float(np.sqrt(max(var, 0.0)))
-    z = diff / se if se > 0 else 0.0
+    clustered = "clustered by patient (Obuchowski 1997)" if groups is not None else "rows as patients"
+    if se > 1e-12:
+        z = diff / se
+        p, method = float(2 * stats.norm.sf(abs(z))), f"DeLong, {clustered}"
+    else:
+        z = float("nan")
+        p, how = _permutation_p(y, score_a, score_b, cluster, n_perm, seed)
+        method = f"{how} (DeLong's standard error is 0)"
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
-            "z": z, "p": float(2 * stats.norm.sf(abs(z)))}
+            "z": z, "p": p, "method": method}
+
+
+def wilson_ci(successes: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n``; ``n`` may be an effective
+    sample size (for example patients rather than scans), so neither needs be an integer."""
+    z2 = stats.norm.ppf(1 - alpha / 2) ** 2
+    p = successes / n
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = np.sqrt(z2) / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n**2))
+    # at p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); do not leave it to rounding
+    lower = 0.0 if p <= 0 else max(0.0, centre - half)
+    upper = 1.0 if p >= 1 else min(1.0, centre + half)
+    return float(lower), float(upper)
 
 
 def calibration(y: np.ndarray, score: np.ndarray, n_bins: int = 5) -> dict[str, object]:
-    """Brier score and reliability curve (observed rate per bin of predicted probability)."""
+    """Brier score, its prevalence-only reference and skill, and the reliability curve.
+
+    Returns:
+        brier (mean squared error of ``score``), brier_reference (the Brier score of
+        predicting the prevalence of ``y`` for every row, prevalence x (1 - prevalence)),
+        brier_skill (1 - brier / brier_reference: 1 perfect, 0 no better than the
+        prevalence, negative worse; NaN with one class), predicted and observed (mean
+        predicted probability and observed rate per quantile bin, (n_bins,) at most).
+    """
     y, score = _check(y, score)
     observed, predicted = calibration_curve(y, score, n_bins=n_bins, strategy="quantile")
-    return {"brier": float(brier_score_loss(y, score)), "predicted": predicted, "observed": observed}
+    brier = float(brier_score_loss(y, score))
+    reference = float(y.mean() * (1 - y.mean()))
+    return {"brier": brier, "brier_reference": reference,
+            "brier_skill": 1 - brier / reference if reference > 0 else float("nan"),
+            "predicted": predicted, "observed": observed}
 
 
 METRIC_ORDER = ["sensitivity", "specificity", "ppv", "npv", "f1", "accuracy", "auc",
                 "average_precision", "weighted_recall", "weighted_precision", "weighted_f1"]
+
+#: A proportion whose denominator has fewer patients than this gets a Wilson interval.
+WILSON_BELOW_PATIENTS = 10
+
+
+def _wilson_reason(estimate: float, n_patients: int, n_rows: int) -> str | None:
+    """Why a proportion gets a Wilson interval instead of the bootstrap (None: it does not)."""
+    if estimate in (0.0, 1.0):
+        reason = f"estimate is {estimate:g}: every bootstrap replicate would be too"
+    elif n_patients < WILSON_BELOW_PATIENTS:
+        reason = f"{n_patients} patients in the denominator, fewer than {WILSON_BELOW_PATIENTS}"
+    else:
+        return None
+    if n_rows > n_patients:
+        reason += f"; n = {n_patients} patients, not {n_rows} scans"
+    return f"Wilson ({reason})"
 
 
 def metrics_table(
     y: np.ndarray, score: np.ndarray, groups: np.ndarray, threshold: float = 0.5,
     n_boot: int = 2000, seed: int = 0,
 ) -> pd.DataFrame:
-    """Every metric of ``binary_metrics`` with a 95% patient-bootstrap interval; AUC also
-    with its DeLong interval (row ``auc_delong``). Columns: estimate, lower, upper, method.
+    """Every metric of ``binary_metrics`` with a 95% interval, and AUC's DeLong interval.
 
-    A metric undefined in every replicate (PPV of a model that calls no patient positive)
-    gets NaN bounds and says so in ``method`` instead of stopping the table."""
+    Intervals: a stratified patient bootstrap (``bootstrap_ci``), except for a proportion
+    (sensitivity, specificity, PPV, NPV, accuracy) whose estimate is 0 or 1 or whose
+    denominator holds fewer than ten patients: that gets a Wilson score interval with n
+    the patients in its denominator (conservative when patients have several scans,
+    since their scans are correlated). Row ``auc_delong`` is DeLong's interval with
+    Obuchowski's variance clustered by patient. ``method`` says which was used and why.
+
+    A metric that cannot be computed (PPV of a model that calls no patient positive;
+    AUC with one class; DeLong with fewer than two patients per class) gets NaN bounds
+    and ``method`` "undefined: <reason>" instead of stopping the table.
+
+    Returns:
+        DataFrame indexed by ``metric`` with columns estimate, lower, upper, method.
+    """
+    y, score = _check(y, score)
+    groups = _groups(groups, len(y))
+    point = binary_metrics(y, score, threshold)
+    called = score >= threshold
+    denominators = {"sensitivity": y == 1, "specificity": y == 0, "ppv": called, "npv": ~called,
+                    "accuracy": np.ones(len(y), bool)}
     rows = []
     for name in METRIC_ORDER:
+        rows_in = denominators.get(name)
+        if rows_in is not None and rows_in.any():
+            n_patients = np.unique(groups[rows_in]).size
+            method = _wilson_reason(point[name], n_patients, int(rows_in.sum()))
+            if method:
+                lo, hi = wilson_ci(point[name] * n_patients, n_patients)
+                rows.append({"metric": name, "estimate": point[name], "lower": lo, "upper": hi, "method": method})
+                continue
+
         def stat(yy: np.ndarray, ss: np.ndarray, name: str = name) -> float:
             return binary_metrics(yy, ss, threshold)[name]
         try:
             est, lo, hi = bootstrap_ci(y, score, groups, stat, n_boot=n_boot, seed=seed)
             method = "patient bootstrap"
         except UndefinedMetricError as err:  # e.g. PPV when no patient is called positive
-            est, lo, hi, method = stat(np.asarray(y), np.asarray(score)), np.nan, np.nan, f"undefined: {err}"
+            est, lo, hi, method = point[name], np.nan, np.nan, f"undefined: {err}"
         rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi, "method": method})
-    a, lo, hi = delong_ci(y, score)
-    rows.append({"metric": "auc_delong", "estimate": a, "lower": lo, "upper": hi, "method": "DeLong"})
+    try:
+        a, lo, hi = delong_ci(y, score, groups)
+        method = "DeLong, clustered by patient (Obuchowski 1997)"
+    except UndefinedMetricError as err:
+        a, lo, hi, method = point["auc"], np.nan, np.nan, f"undefined: {err}"
+    rows.append({"metric": "auc_delong", "estimate": a, "lower": lo, "upper": hi, "method": method})
     return pd.DataFrame(rows).set_index("metric")
