@@ -73,7 +73,7 @@ chapter_opening(
 #
 # | paper | task | data | public? |
 # |---|---|---|---|
-# | TRACT-NET {cite:p}`oh2026tractnet` | minor vs non-minor stroke (NIHSS) from DWI | 273 patients, Asan Medical Center (3-fold CV); 1,106 SOOP patients (external) | AMC private; **SOOP public** (OpenNeuro ds004889, CC0) |
+# | TRACT-NET {cite:p}`oh2026tractnet` | minor vs non-minor stroke (NIHSS) from DWI | 273 patients, Asan Medical Center (3-fold CV); 1,106 SOOP patients (external) | AMC private; **SOOP public** {cite:p}`absher2024soop` (OpenNeuro ds004889, CC0) |
 # | CTNet {cite:p}`zhang2026ctnet` | haemorrhagic transformation from NCCT | 474 patients, 611-613 CT scans, Beijing Tiantan Hospital; 5 mm slices cropped to 28 | private; no public CT set with HT labels was found |
 # | CNN, CNN+RNN and transfer learning {cite:p}`waghmare` | ischaemic vs haemorrhagic on CT and MRI | "[X] CT scans and [Y] MRI scans": the counts are placeholders in the paper | nothing to download; public stand-ins: RSNA ICH 2019, CQ500, TEKNOFEST 2021 |
 # | adaptive transfer learning {cite:p}`jung` | ischaemic stroke regions on NCCT, adaptive transfer | 356 patients, 16,376 2D images split by image; 40-50 slices each | private; public stand-in: AISD (397 NCCT with infarct masks) |
@@ -265,18 +265,18 @@ else:
 dwi = table[table.modality == "DWI"]
 if "stroke_type" in dwi:
     isch = dwi[dwi.stroke_type == "ischaemic"]
-    dwi_picks = pd.concat([
-        isch[isch.lesion_volume_ml > 5].head(1),
-        isch[(isch.old_infarct_ml > 0.5) & (isch.lesion_volume_ml > 1)].head(1),
-        dwi[dwi.stroke_type == "haemorrhagic"].head(1),
-    ]).drop_duplicates("patient_id")
+    acute = isch[isch.lesion_volume_ml > 5].head(1)
+    old = isch[(isch.old_infarct_ml > 1) & ~isch.patient_id.isin(acute.patient_id)].head(1)
+    dwi_picks = [(acute, "acute infarct", (1,)), (old, "old infarct", (2,)),
+                 (dwi[dwi.stroke_type == "haemorrhagic"].head(1), "haemorrhage", (3,))]
 else:
-    dwi_picks = dwi.sort_values("nihss", ascending=False).head(3)
+    dwi_picks = [(dwi.sort_values("nihss", ascending=False).head(3), "highest NIHSS", (1, 3))]
 dwi_rows = []
-for _, r in dwi_picks.iterrows():
-    image, adc = read_nifti(r.image).data, read_nifti(r.adc).data
-    mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else np.zeros_like(image)
-    dwi_rows.append((f"{r.patient_id} site {r.site}\n{r.get('stroke_type', '')}", image, adc, mask))
+for picked, shown, focus in dwi_picks:
+    for _, r in picked.iterrows():
+        image, adc = read_nifti(r.image).data, read_nifti(r.adc).data
+        mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else np.zeros_like(image)
+        dwi_rows.append((f"{r.patient_id} site {r.site}\n{shown}", image, adc, mask, focus))
 glue_figure("fig_dwi", dwi_adc(dwi_rows, f"DWI b1000 and ADC of {tag} subjects"))
 
 # %% [markdown]
@@ -284,7 +284,8 @@ glue_figure("fig_dwi", dwi_adc(dwi_rows, f"DWI b1000 and ADC of {tag} subjects")
 # :name: fig-00-dwi
 # :alt: DWI b1000 and ADC slices of three subjects with colour bars; an acute infarct outlined in yellow is bright on DWI and dark on ADC, an old infarct outlined in blue is dark on DWI and bright on ADC, and a haemorrhage is outlined in orange.
 #
-# DWI b1000 (left) and ADC (right) on the slice with most acute lesion, with colour bars
+# DWI b1000 (left) and ADC (right) of three subjects, each on the slice with most of the
+# lesion named on its row (an acute infarct, an old infarct, a haemorrhage), with colour bars
 # (ADC in 10⁻⁶ mm²/s). Outlines: acute infarct yellow, old infarct blue, haemorrhage
 # orange. R and L mark the patient's right and left.
 # ```

@@ -181,7 +181,8 @@ glue_figure("fig_training", training_curves(
 # Each metric is computed at the threshold 0.5 and gets a 95% interval from a stratified
 # bootstrap that resamples **patients** ({glue:text}`n_boot` replicates in this run); a
 # proportion at 0 or 1, or with fewer than ten patients in its denominator, gets a
-# Wilson interval instead, and the table says so. AUC also gets DeLong's interval.
+# Wilson interval {cite:p}`wilson1927` instead, and the table says so. AUC also gets
+# DeLong's interval {cite:p}`delong1988`, clustered by patient {cite:p}`obuchowski1997`.
 # Sensitivity, specificity, PPV, NPV and F1 are for the positive class (non-minor). The
 # class-weighted versions stand beside them, because a weighted recall is
 # $\sum_c \frac{n_c}{n}\frac{TP_c}{n_c} = \frac{\sum_c TP_c}{n}$, which *is* accuracy,
@@ -260,7 +261,7 @@ glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohor
 #
 # ### Thresholds and confusion matrices
 #
-# A threshold chosen on the test data flatters a model. Youden's J is therefore chosen
+# A threshold chosen on the test data flatters a model. Youden's J {cite:p}`youden1950` is therefore chosen
 # on each fold's *validation* patients and applied to its test fold.
 
 # %%
@@ -287,7 +288,7 @@ glue_figure("fig_confusion", confusion_matrices(items, ["minor", "non-minor"],
 #
 # ### Calibration
 #
-# Does a predicted 70 % mean 70 %? The Brier score says how far predicted probabilities
+# Does a predicted 70 % mean 70 %? The Brier score {cite:p}`brier1950` says how far predicted probabilities
 # are from the outcomes; beside it stands the Brier score of a model that predicts the
 # prevalence for everyone, and the **Brier skill score**, 1 minus their ratio: above 0
 # the model beats that reference. Weighting the classes in the loss moves probabilities
@@ -313,7 +314,7 @@ glue_figure("fig_reliability", reliability({m: (c["predicted"], c["observed"]) f
 #
 # ## Saliency maps, with their controls
 #
-# Class activation maps of both baselines (Grad-CAM, MONAI's `GradCAM`, the method the
+# Class activation maps of both baselines (Grad-CAM {cite:p}`selvaraju2017gradcam`, MONAI's `GradCAM`, the method the
 # papers use; LayerCAM {cite:p}`jiang2021layercam` beside it), on patients the model never
 # trained on. A map that sits on the lesion is evidence of nothing by itself: bright
 # voxels and the layer's receptive field pull a map there whatever the network learned.

@@ -108,9 +108,12 @@ def ct_windows(
     return fig
 
 
-def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> plt.Figure:
+def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[int]]],
+            title: str) -> plt.Figure:
     """DWI b1000 and ADC side by side with lesion outlines: rows of (label, dwi, adc,
-    lesion labels), each (X, Y, Z) on one grid.
+    lesion labels, focus), volumes (X, Y, Z) on one grid; each row shows the axial slice
+    with most voxels of the ``focus`` labels (e.g. ``(1, 3)`` acute lesions, ``(2,)`` an
+    old infarct), the middle slice when there are none.
 
     Display ranges come from the brain (ADC > 0): DWI from 0 to 3x the brain's median
     (normal tissue mid-grey, an acute infarct near white), ADC from 0 to 2.5x its median
@@ -119,8 +122,8 @@ def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], titl
     """
     fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.7 * len(rows) + 0.6), squeeze=False)
     drawn: set[int] = set()
-    for r, (label, dwi, adc, mask) in enumerate(rows):
-        k = lesion_slice(np.isin(mask, (1, 3)) if np.isin(mask, (1, 3)).any() else mask)
+    for r, (label, dwi, adc, mask, focus) in enumerate(rows):
+        k = lesion_slice(np.isin(mask, focus))
         brain = adc > 0
         for c, (img, name, high) in enumerate(((dwi, "DWI b1000 (a.u.)", 3.0),
                                                (adc, "ADC (1e-6 mm²/s)", 2.5))):

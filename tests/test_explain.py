@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from stroke_lib.explain import CAM_METHODS, gradcam, localisation, randomisation_check, saliency_checks
+from stroke_lib.explain import (CAM_METHODS, _localisation_verdict, _randomisation_verdict, _spearman_each,
+                                gradcam, localisation, randomisation_check, randomised_copy, saliency_checks)
 
 
 def _bright_cube_input() -> tuple[torch.Tensor, np.ndarray]:
@@ -70,10 +73,58 @@ def test_randomisation_check_sees_a_changed_model():
     assert changed["spearman_mean"] < 0.9
 
 
-def test_saliency_checks_report_every_method():
+def test_random_weight_control_keeps_the_architecture_and_leaves_the_model_alone():
+    net = _evidence_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    control = randomised_copy(net, None, seed=0)
+    after = control.state_dict()
+    assert {k: v.shape for k, v in after.items()} == {k: v.shape for k, v in before.items()}
+    assert not torch.equal(after["0.weight"], before["0.weight"])
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+
+
+def test_a_constant_map_correlates_zero_without_a_warning():
+    maps = np.random.default_rng(0).random((2, 4, 4, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rho = _spearman_each(maps, np.zeros_like(maps))
+    assert rho.tolist() == [0.0, 0.0]
+
+
+def test_saliency_checks_set_the_trained_model_against_its_controls():
     x, masks = _bright_cube_input()
-    maps, table = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1",
-                                  top_layers=["0"])
-    assert set(maps) == set(CAM_METHODS) == set(table.index)
-    assert (table["energy / share"].astype(float) > 10).all()
-    assert (table["patients with a lesion"] == 2).all()
+    x = torch.cat([x, x.flip(2)])  # four patients
+    masks = np.concatenate([masks, masks[:, ::-1].copy()])
+    report = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1",
+                             top_layers=["0"], n_boot=200)
+    assert set(report.verdicts.index) == set(CAM_METHODS)
+    assert set(report.localisation.index) == {(m, n) for m in CAM_METHODS for n in ("trained", "random weights")}
+    for method in CAM_METHODS:
+        trained = report.localisation.loc[(method, "trained")]
+        assert trained["energy in lesion"] > 0.8 and trained["pointing game"] == 1.0
+        assert trained["energy lower"] <= trained["energy in lesion"] <= trained["energy upper"]
+        assert 0 <= trained["pointing lower"] < 1 == trained["pointing upper"]
+        v = report.verdicts.loc[method]
+        random = report.localisation.loc[(method, "random weights")]
+        assert v["energy in lesion, trained minus random"] == pytest.approx(
+            trained["energy in lesion"] - random["energy in lesion"])
+        assert v["randomisation check"].split(":")[0] in {"passes", "fails", "inconclusive"}
+        assert report.maps[method, "trained"].shape == (4, 16, 16, 16)
+
+
+def test_verdicts_follow_the_intervals():
+    assert _localisation_verdict(0.01, 0.2).startswith("localises better")
+    assert _localisation_verdict(-0.1, 0.2).startswith("no better")
+    assert _localisation_verdict(-0.3, -0.1).startswith("localises worse")
+    assert _randomisation_verdict(0.1, 0.4).startswith("passes")
+    assert _randomisation_verdict(0.6, 0.95).startswith("fails")
+    assert _randomisation_verdict(0.3, 0.7) == "inconclusive"
+
+
+def test_without_masks_only_the_randomisation_check_runs():
+    x, masks = _bright_cube_input()
+    report = saliency_checks(_evidence_net(), x, np.zeros_like(masks), np.ones_like(masks, bool), "1",
+                             top_layers=["0"], n_boot=50, localise=False)
+    assert report.localisation.empty
+    assert list(report.verdicts.columns[-1:]) == ["randomisation check"]
+    assert set(report.maps) == {(m, "trained") for m in CAM_METHODS}
