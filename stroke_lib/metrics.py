@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_curve
 
 
 class UndefinedMetricError(ValueError):
@@ -85,11 +85,15 @@ def _ratio(num: float, den: float, name: str) -> float:
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve; raises ``UndefinedMetricError`` with one class only."""
+    """Area under the ROC curve; raises ``UndefinedMetricError`` with one class only.
+
+    Computed as the Mann-Whitney statistic from midranks (ties count one half), which is
+    scikit-learn's ``roc_auc_score`` to rounding and several times faster (the bootstrap
+    calls it thousands of times)."""
     y, score = _check(y, score)
     if y.min() == y.max():
         raise UndefinedMetricError("AUC is undefined when only one class is present")
-    return float(roc_auc_score(y, score))
+    return float(_rank_auc(y, score[None])[0])
 
 
 def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -124,7 +128,7 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
         "npv": npv,
         "f1": f1,
         "accuracy": (tp + tn) / n,
-        "auc": float(roc_auc_score(y, score)) if both else float("nan"),
+        "auc": float(_rank_auc(y, score[None])[0]) if both else float("nan"),
         "average_precision": float(average_precision_score(y, score)) if n_pos else float("nan"),
         "weighted_recall": w_pos * sens + w_neg * spec if both else float("nan"),
         "weighted_precision": w_pos * ppv + w_neg * npv,
