@@ -84,6 +84,13 @@ def _ratio(num: float, den: float, name: str) -> float:
     return num / den
 
 
+def _rank_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUC of each row of ``scores`` (B, N) by midranks (Mann-Whitney)."""
+    m, n = int(y.sum()), int((y == 0).sum())
+    ranks = stats.rankdata(scores, axis=1)
+    return (ranks[:, y == 1].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+
+
 def auc(y: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve; raises ``UndefinedMetricError`` with one class only.
 
@@ -256,7 +263,7 @@ def delong_ci(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None
     """AUC with its DeLong interval, clipped to [0, 1]: (auc, lower, upper).
 
     With ``groups`` (patient ID per row) the variance is Obuchowski's (1997) for
-    clustered data, so several scans of one patient count as one patient's evidence;
+    clustered data, so correlated scans of one patient are not taken as independent;
     without it every row is a patient (DeLong 1988). Raises ``UndefinedMetricError``
     with fewer than two patients in either class.
     """
@@ -270,13 +277,6 @@ def delong_ci(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None
 
 #: Up to this many patients the permutation test enumerates every swap (2^I of them).
 EXACT_PERMUTATION_PATIENTS = 15
-
-
-def _rank_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """AUC of each row of ``scores`` (B, N) by midranks (Mann-Whitney)."""
-    m, n = int(y.sum()), int((y == 0).sum())
-    ranks = stats.rankdata(scores, axis=1)
-    return (ranks[:, y == 1].sum(axis=1) - m * (m + 1) / 2) / (m * n)
 
 
 def _permutation_p(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, cluster: np.ndarray,

@@ -56,7 +56,8 @@ def assert_patient_disjoint(train_groups, test_groups) -> None:
         raise LeakageError(f"{len(shared)} patient(s) on both sides of a split: {shared[:5]}")
 
 
-def _split(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _split(labels: np.ndarray, groups: np.ndarray, n_splits: int,
+           seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified group k-fold by patient, leak-checked; class counts are the caller's to check."""
     groups = np.asarray(groups)
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -80,7 +81,8 @@ def _fold_counts(labels: np.ndarray, groups: np.ndarray, folds: list[tuple[np.nd
     """Per fold: whether both parts hold both classes, and a line of patient counts."""
     ok, lines = [], []
     for k, (tr, te) in enumerate(folds):
-        (tp, tn), (rp, rn) = _patients_per_class(labels[te], groups[te]), _patients_per_class(labels[tr], groups[tr])
+        tp, tn = _patients_per_class(labels[te], groups[te])
+        rp, rn = _patients_per_class(labels[tr], groups[tr])
         ok.append(min(tp, tn, rp, rn) > 0)
         lines.append(f"fold {k + 1}: {test} {tp} positive / {tn} negative, training {rp} / {rn}")
     return ok, "; ".join(lines)
