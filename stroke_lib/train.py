@@ -123,8 +123,10 @@ class TrainConfig:
         balance: weight the positive class by n_neg / n_pos in the loss.
         device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
         seed: seeds torch, numpy, random and the DataLoader's shuffling.
-        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
-        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        checkpoint_dir: where ``last.pt``, ``previous.pt`` (the epoch before) and ``best.pt``
+            go (None: no checkpoints).
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists (from ``previous.pt``
+            when ``last.pt`` cannot be read; see ``fit``).
         progress: show a tqdm bar over epochs.
         augment: a MONAI transform applied to each training sample (C, *spatial) every
             time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
