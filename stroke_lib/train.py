@@ -2,15 +2,26 @@
 
 ``fit`` trains a binary classifier (one logit output) on an in-memory dataset and
 returns the model with the best validation loss, its history and a predictions table.
-It checkpoints every epoch (model, optimiser, early-stopping state and every random
-state) so a run killed after epoch k and started again with ``resume=True`` ends with
-the same weights as an uninterrupted run on CPU.
+It checkpoints every epoch (model, optimiser, early-stopping state, the best weights so
+far and every random state) so a run killed after epoch k and started again with
+``resume=True`` ends with the same weights as an uninterrupted run on CPU. Checkpoints
+are written to a temporary file in the same folder and renamed into place, so a kill
+during a save leaves the previous file whole; the epoch before the last is kept as
+``previous.pt``, the fallback when ``last.pt`` cannot be read.
+
+Splits are by patient, and a split that cannot give every test fold, and every inner
+validation set, both classes raises ``SplitError`` naming the patients of each class per
+fold: changing the number of folds changes the study, so it is left to the caller.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import os
 import random
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,11 +36,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from stroke_lib.metrics import auc
+from stroke_lib.metrics import as_binary_labels, auc
+
+logger = logging.getLogger(__name__)
 
 
 class LeakageError(ValueError):
     """A split that puts one patient on both sides."""
+
+
+class SplitError(ValueError):
+    """A patient split that cannot give both classes to every part that needs them."""
 
 
 def assert_patient_disjoint(train_groups, test_groups) -> None:
@@ -39,18 +56,59 @@ def assert_patient_disjoint(train_groups, test_groups) -> None:
         raise LeakageError(f"{len(shared)} patient(s) on both sides of a split: {shared[:5]}")
 
 
+def _split(labels: np.ndarray, groups: np.ndarray, n_splits: int,
+           seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified group k-fold by patient, leak-checked; class counts are the caller's to check."""
+    groups = np.asarray(groups)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = []
+    with warnings.catch_warnings():  # "least populated class ... less than n_splits": checked below
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for tr, te in splitter.split(np.zeros(len(labels)), labels, groups):
+            assert_patient_disjoint(groups[tr], groups[te])
+            folds.append((tr, te))
+    return folds
+
+
+def _patients_per_class(labels: np.ndarray, groups: np.ndarray) -> tuple[int, int]:
+    """(patients with a positive row, patients with a negative row)."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    return np.unique(groups[labels == 1]).size, np.unique(groups[labels == 0]).size
+
+
+def _fold_counts(labels: np.ndarray, groups: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                 test: str = "test") -> tuple[list[bool], str]:
+    """Per fold: whether both parts hold both classes, and a line of patient counts."""
+    ok, lines = [], []
+    for k, (tr, te) in enumerate(folds):
+        tp, tn = _patients_per_class(labels[te], groups[te])
+        rp, rn = _patients_per_class(labels[tr], groups[tr])
+        ok.append(min(tp, tn, rp, rn) > 0)
+        lines.append(f"fold {k + 1}: {test} {tp} positive / {tn} negative, training {rp} / {rn}")
+    return ok, "; ".join(lines)
+
+
 def patient_folds(
     labels: np.ndarray, groups: np.ndarray, n_splits: int = 3, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified group k-fold (scikit-learn) by patient; every split is checked for leaks.
 
+    Raises ``SplitError`` naming the positive and negative patients of every fold when a
+    test fold or a training part would miss a class (for example fewer positive patients
+    than folds). A patient with rows of both classes counts in both.
+
     Returns a list of (train_index, test_index) arrays.
     """
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    folds = []
-    for tr, te in splitter.split(np.zeros(len(labels)), labels, groups):
-        assert_patient_disjoint(np.asarray(groups)[tr], np.asarray(groups)[te])
-        folds.append((tr, te))
+    labels, groups = as_binary_labels(labels, "labels"), np.asarray(groups)
+    folds = _split(labels, groups, n_splits, seed)
+    ok, counts = _fold_counts(labels, groups, folds)
+    if not all(ok):
+        n_pos, n_neg = _patients_per_class(labels, groups)
+        raise SplitError(
+            f"cannot make {n_splits} folds with both classes in every test fold and training part: "
+            f"{n_pos} positive and {n_neg} negative patients in all, so at most {min(n_pos, n_neg)} folds can "
+            "each have both classes. "
+            f"Patients per fold: {counts}")
     return folds
 
 
@@ -65,8 +123,10 @@ class TrainConfig:
         balance: weight the positive class by n_neg / n_pos in the loss.
         device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
         seed: seeds torch, numpy, random and the DataLoader's shuffling.
-        checkpoint_dir: where ``last.pt`` and ``best.pt`` go (None: no checkpoints).
-        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        checkpoint_dir: where ``last.pt``, ``previous.pt`` (the epoch before) and ``best.pt``
+            go (None: no checkpoints).
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists (from ``previous.pt``
+            when ``last.pt`` cannot be read; see ``fit``).
         progress: show a tqdm bar over epochs.
         augment: a MONAI transform applied to each training sample (C, *spatial) every
             time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
@@ -164,7 +224,18 @@ def fit(
 
     Args:
         x_train, x_val: float tensors (N, C, *spatial), already preprocessed.
-        y_train, y_val: labels in {0, 1}, shape (N,).
+        y_train, y_val: labels in {0, 1} (or booleans), shape (N,); anything else raises.
+
+    ``history`` has one row per epoch: train_loss is the mean loss over the rows actually
+    trained on that epoch (the last, incomplete batch is dropped when there is more than
+    one batch), weighted as the optimiser saw it (positive rows count n_neg / n_pos times
+    with ``balance``); val_loss is the unweighted mean BCE on the validation rows.
+
+    With ``resume``, a ``last.pt`` that cannot be read (truncated, empty, missing keys) is
+    reported with its path, and the run resumes from ``previous.pt`` (the epoch before)
+    or, if that cannot be read either, starts afresh. What happened is returned in
+    ``FitResult.extras["checkpoint_notes"]`` (a list of sentences, empty when nothing did)
+    and logged at WARNING level by this module's logger; no Python warning is raised.
     """
     dev = _device(config.device)
     _seed_all(config.seed)
@@ -172,8 +243,8 @@ def fit(
     if isinstance(augment, Randomizable):
         augment.set_random_state(seed=config.seed)
     model = model.to(dev)
-    y_tr = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
-    y_va = torch.as_tensor(np.asarray(y_val), dtype=torch.float32)
+    y_tr = torch.as_tensor(as_binary_labels(y_train, "y_train"), dtype=torch.float32)
+    y_va = torch.as_tensor(as_binary_labels(y_val, "y_val"), dtype=torch.float32)
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(TensorDataset(x_train, y_tr), batch_size=config.batch_size,
                         shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
@@ -187,14 +258,15 @@ def fit(
     history: list[dict] = []
     best_loss, best_epoch, best_state, start = float("inf"), -1, None, 0
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
-    if ckpt and config.resume and (ckpt / "last.pt").exists():
-        state = torch.load(ckpt / "last.pt", weights_only=False)
+    notes: list[str] = []
+    state = _load_resume_state(ckpt, notes) if ckpt and config.resume else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
         history, best_loss, best_epoch = state["history"], state["best_loss"], state["best_epoch"]
-        best_state = torch.load(ckpt / "best.pt", weights_only=False)["model"]
+        best_state = state["best_model"]
         start = state["epoch"] + 1
         _set_rng_state(state["rng"], gen)
         augment = state["augment"]  # the transform itself, with its random states
@@ -204,7 +276,7 @@ def fit(
         if epoch - best_epoch > config.patience and best_epoch >= 0:
             break
         model.train()
-        total, lr = 0.0, opt.param_groups[0]["lr"]
+        total, n_used, lr = 0.0, 0, opt.param_groups[0]["lr"]
         for xb, yb in loader:
             xb, yb = xb.to(dev), yb.to(dev)
             if augment is not None:
@@ -217,7 +289,8 @@ def fit(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             total += float(loss.detach()) * len(yb)
-        train_loss = total / len(y_tr)
+            n_used += len(yb)
+        train_loss = total / n_used
         if sched is not None:
             sched.step()
         rng = _rng_state(gen)  # evaluation must not change the training random stream
@@ -232,30 +305,98 @@ def fit(
             best_loss, best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
             if ckpt:
-                ckpt.mkdir(parents=True, exist_ok=True)
-                torch.save({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
+                _save_atomic({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
         if ckpt:
-            ckpt.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
-                        "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
-                        "rng": _rng_state(gen), "augment": augment}, ckpt / "last.pt")
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
+                          "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
+                          "best_model": best_state, "rng": _rng_state(gen), "augment": augment},
+                         ckpt / "last.pt", keep_previous=ckpt / "previous.pt")
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,
-                     device=str(dev))
+                     device=str(dev), extras={"checkpoint_notes": notes})
+
+
+def _save_atomic(obj: dict, path: Path, keep_previous: Path | None = None) -> None:
+    """``torch.save`` into a temporary file in ``path``'s folder, then rename it to ``path``.
+
+    A kill or an error during the save leaves ``path`` as it was (the temporary file is
+    removed on error). With ``keep_previous``, the old ``path`` is renamed to it first.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_RESUME_KEYS = {"model", "optimizer", "scheduler", "epoch", "history", "best_loss", "best_epoch",
+                "best_model", "rng", "augment"}
+
+
+def _load_resume_state(ckpt: Path, notes: list[str]) -> dict | None:
+    """The newest readable checkpoint of ``ckpt`` (``last.pt``, else ``previous.pt``), or None.
+
+    Appends to ``notes`` (and logs) a sentence naming every unreadable or missing file and
+    what was done instead; nothing when ``last.pt`` loads or no checkpoint exists yet.
+    """
+    last, previous = ckpt / "last.pt", ckpt / "previous.pt"
+    problems = [f"{last} is missing"] if previous.exists() and not last.exists() else []
+    for path in (last, previous):
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, weights_only=False)
+            missing = _RESUME_KEYS - set(state) if isinstance(state, dict) else _RESUME_KEYS
+            if missing:
+                raise KeyError(f"missing {sorted(missing)}")
+        except Exception as err:  # whatever makes a checkpoint unreadable, it is damaged
+            first_line = (str(err).splitlines() or [""])[0]
+            problems.append(f"checkpoint {path} is damaged ({type(err).__name__}: {first_line})")
+            continue
+        if problems:
+            notes.append(f"{'; '.join(problems)}; resuming from {path}, saved after epoch {state['epoch'] + 1}")
+            logger.warning(notes[-1])
+        return state
+    if problems:
+        notes.append(f"{'; '.join(problems)}; no readable checkpoint in {ckpt}: starting afresh")
+        logger.warning(notes[-1])
+    return None
 
 
 def predictions_table(patient_id, scan_id, y, score, **columns) -> pd.DataFrame:
     """The predictions table every chapter writes: patient_id, scan, label, score, extras."""
     return pd.DataFrame({"patient_id": np.asarray(patient_id), "scan": np.asarray(scan_id),
-                         "label": np.asarray(y).astype(int), "score": np.asarray(score, float),
+                         "label": as_binary_labels(y), "score": np.asarray(score, float),
                          **columns})
 
 
 def _inner_split(y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out about a fifth of the training patients for early stopping and thresholds."""
-    return patient_folds(y, groups, n_splits=5, seed=seed)[0]
+    """Hold out about a fifth of the training patients for early stopping and thresholds.
+
+    Takes the first of five patient folds whose validation and training parts both hold
+    both classes (Youden's threshold and the validation AUC need them); raises
+    ``SplitError`` with the patients per class of each fold when none does.
+    """
+    y, groups = as_binary_labels(y), np.asarray(groups)
+    folds = _split(y, groups, 5, seed)
+    ok, counts = _fold_counts(y, groups, folds, test="validation")
+    if not any(ok):
+        n_pos, n_neg = _patients_per_class(y, groups)
+        raise SplitError(
+            "cannot hold out an inner validation set with both classes: the training data has "
+            f"{n_pos} positive patient(s) and {n_neg} negative patient(s), and both the inner training "
+            f"and validation parts need at least one of each. Inner folds: {counts}")
+    return folds[ok.index(True)]
 
 
 def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fit: np.ndarray,
@@ -276,10 +417,20 @@ def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fi
 def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarray,
                    n_splits: int, config: TrainConfig) -> tuple[np.ndarray, list[dict]]:
     """Patient-level stratified k-fold: out-of-fold scores (N,) and one record per fold
-    (fit result, validation labels/scores, test index)."""
+    (fit result, validation labels/scores, test index).
+
+    Every split, the inner validation split of every training part included, is checked
+    before anything is trained: ``SplitError`` names the fold and its patients per class.
+    """
     scores = np.full(len(y), np.nan)
+    splits = patient_folds(y, groups, n_splits, config.seed)
+    for k, (tr, _) in enumerate(splits):
+        try:
+            _inner_split(y[tr], groups[tr], config.seed + k)
+        except SplitError as err:
+            raise SplitError(f"training part of fold {k + 1} of {n_splits}: {err}") from None
     folds = []
-    for k, (tr, te) in enumerate(patient_folds(y, groups, n_splits, config.seed)):
+    for k, (tr, te) in enumerate(splits):
         cfg = TrainConfig(**{**config.__dict__, "seed": config.seed + k,
                              "checkpoint_dir": (Path(config.checkpoint_dir) / f"fold{k}")
                              if config.checkpoint_dir else None})

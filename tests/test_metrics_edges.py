@@ -60,6 +60,17 @@ def test_paired_test_with_no_standard_error_is_not_p_one():
     assert same["difference"] == 0.0 and same["p"] == 1.0
 
 
+def test_permutation_swaps_whole_patients_and_samples_when_there_are_many():
+    y = np.repeat([0, 1], 5)
+    perfect = np.arange(10) / 10.0
+    # the same ten rows as five patients of two scans: 2^5 swap patterns
+    res = delong_test(y, perfect, perfect[::-1].copy(), groups=np.repeat(np.arange(5), 2))
+    assert res["p"] == pytest.approx(2 / 2**5, abs=1e-15) and "32" in res["method"]
+    y40, s40 = np.repeat([0, 1], 20), np.arange(40.0)  # 40 patients: random swaps
+    many = delong_test(y40, s40, -s40, n_perm=2000, seed=1)
+    assert many["p"] == pytest.approx(1 / 2001) and "2000 random" in many["method"]
+
+
 def test_paired_test_reports_delong_when_it_can():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 60)
