@@ -232,7 +232,7 @@ glue_metrics("cv", tables[f"{best}, {ev_int}"], ["auc", "sensitivity", "specific
 glue("ceiling_int", ceilings.loc[ev_int, "oracle ceiling"], display=False)
 glue("share_int", ceilings.loc[ev_int, f"{best}: share of the way from chance to the ceiling"],
      display=False)
-test = delong_test(y_int, cv["DenseNet"][0], cv["ResNet10"][0])
+test = delong_test(y_int, cv["DenseNet"][0], cv["ResNet10"][0], groups=g_int)
 glue("delong_p", f"{test['p']:.2f}", display=False)
 glue("delong_diff", f"{test['difference']:+.3f}", display=False)
 curves = {f"{m}, {ev_int}": (y_int, cv[m][0], g_int) for m in models}

@@ -8,7 +8,7 @@ papers report only those.
 
 Why weighted recall always equals accuracy: weighted recall is
 ``sum_c (n_c / n) * (TP_c / n_c) = sum_c TP_c / n``, the share of rows classified
-correctly. TRACT-NET (paper 000) reports "sensitivity" equal to accuracy on both its
+correctly. TRACT-NET (Oh et al. 2026) reports "sensitivity" equal to accuracy on both its
 cohorts (0.8137/0.8137 and 0.6896/0.6896): that is what a class-weighted recall gives,
 not the sensitivity for non-minor stroke.
 
@@ -401,8 +401,8 @@ def metrics_table(
 
     Intervals: a stratified patient bootstrap (``bootstrap_ci``), except for a proportion
     (sensitivity, specificity, PPV, NPV, accuracy) whose estimate is 0 or 1 or whose
-    denominator holds fewer than ten patients: that gets a Wilson score interval with n
-    the patients in its denominator (conservative when patients have several scans,
+    denominator holds fewer than ten patients, or whose bootstrap has no spread: that gets
+    a Wilson score interval with n the patients in its denominator (conservative when patients have several scans,
     since their scans are correlated). Row ``auc_delong`` is DeLong's interval with
     Obuchowski's variance clustered by patient. ``method`` says which was used and why.
 
@@ -435,6 +435,12 @@ def metrics_table(
         try:
             est, lo, hi = bootstrap_ci(y, score, groups, stat, n_boot=n_boot, seed=seed)
             method = "patient bootstrap"
+            if rows_in is not None and lo == hi:
+                # e.g. the accuracy of a model that calls everyone negative: the stratified
+                # bootstrap keeps the class counts, so every replicate gives the same share
+                n_patients = np.unique(groups[rows_in]).size
+                lo, hi = wilson_ci(est * n_patients, n_patients)
+                method = "Wilson (the stratified bootstrap has no spread for this proportion)"
         except UndefinedMetricError as err:  # e.g. PPV when no patient is called positive
             est, lo, hi, method = point[name], np.nan, np.nan, f"undefined: {err}"
         rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi, "method": method})

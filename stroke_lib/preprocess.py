@@ -19,7 +19,7 @@ from monai.data import MetaTensor
 from scipy import ndimage
 
 #: Windows (centre, width) in HU. Brain WC40/WW80 is the clinical standard; WC40/WW30
-#: and WC40/WW20 are the narrow windows of paper 004 (section 2.4: width 20-30, centre 40).
+#: and WC40/WW20 are the narrow windows of Jung and Whangbo (section 2.4: width 20-30, centre 40).
 WINDOWS: dict[str, tuple[float, float]] = {
     "brain": (40.0, 80.0),
     "stroke_narrow": (40.0, 30.0),
@@ -28,7 +28,7 @@ WINDOWS: dict[str, tuple[float, float]] = {
     "bone": (600.0, 2800.0),
 }
 
-#: CTNet crops every CT to 28 slices of 5 mm (paper 001, "Dataset and partition").
+#: CTNet crops every CT to 28 slices of 5 mm (Zhang et al. 2026, "Dataset and partition").
 CTNET_SLICES = 28
 
 
@@ -76,7 +76,7 @@ def crop_or_pad_slices(
 
     Args:
         volume: (X, Y, Z) or (C, X, Y, Z); Z is cropped or padded.
-        n_slices: slices to keep (28 as CTNet, paper 001).
+        n_slices: slices to keep (28 as CTNet, Zhang et al. 2026).
         mask: (X, Y, Z) brain mask; the crop centres on its extent. Default: the middle.
         fill: value of padded slices; default the volume's minimum (air).
     """
@@ -97,7 +97,7 @@ def crop_or_pad_slices(
 
 
 def lesion_concat(volume: np.ndarray, k: int = 3) -> np.ndarray:
-    """Each axial slice with its neighbours as channels (paper 004, section 2.3).
+    """Each axial slice with its neighbours as channels (Jung and Whangbo, section 2.3).
 
     Args:
         volume: (X, Y, Z).

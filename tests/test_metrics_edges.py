@@ -221,3 +221,14 @@ def test_calibration_reports_brier_skill_against_prevalence():
     assert 0 < cal["brier_skill"] < 1
     assert calibration(y, np.full(200, prevalence))["brier_skill"] == pytest.approx(0, abs=1e-12)
     assert {"brier", "predicted", "observed"} <= set(cal)
+
+
+def test_a_proportion_whose_bootstrap_has_no_spread_gets_a_wilson_interval():
+    """A model calling all 30 patients negative: its accuracy is the share of negatives,
+    which a bootstrap stratified by class reproduces in every replicate."""
+    y = np.array([0] * 20 + [1] * 10)
+    table = metrics_table(y, np.full(30, 0.1), np.arange(30), n_boot=200)
+    row = table.loc["accuracy"]
+    assert row.estimate == pytest.approx(2 / 3)
+    assert row.lower < row.estimate < row.upper
+    assert row.method.startswith("Wilson (the stratified bootstrap has no spread")
