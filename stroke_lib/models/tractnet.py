@@ -39,10 +39,14 @@ Interpretations where the abstract is silent
 8. Head: global average pooling and one linear logit (minor vs non-minor), no dropout.
 9. Normalisation: BatchNorm, as the chapter-01 baselines use; ReLU activations.
 10. Input: DWI and ADC as two channels (the abstract names DWI only; one channel works).
+11. "TRansformer" in the name is read as the efficient self-attention module: no
+    transformer encoder (with its MLP and layer norms) appears anywhere else.
+12. Mixture weights are plain parameters trained with the rest (same optimiser, weight
+    decay and learning rate); no temperature, no sparsity or balance loss.
 
 Shapes: inputs (B, C_in, X, Y, Z), any sizes (odd ones included) -> logits (B, 1).
-Slim (smoke profile, 48^3 input): widths 8-16-32-64, one block per stage; the maps are
-24^3, 24^3, 12^3, 6^3, 3^3, the Mamba sequence 27 voxels. Full (GPU, 128x128x64):
+Slim (smoke profile, 48^3 input): widths 8-16-32-64, one block per stage; the maps of the
+stem and stages 1-4 are 24^3, 24^3, 12^3, 6^3, 3^3, the Mamba sequence 27 voxels. Full (GPU, 128x128x64):
 widths 32-64-128-256, two blocks per stage; the Mamba sequence is 8x8x4 = 256 voxels.
 """
 
