@@ -48,7 +48,8 @@ def _mamba_loop(m: Mamba, x: torch.Tensor) -> torch.Tensor:
     h = torch.zeros(batch, m.d_inner, m.d_state, dtype=torch.float64)
     ys = []
     for t in range(length):
-        h = torch.exp(delta[:, t, :, None] * a) * h + delta[:, t, :, None] * b[:, t, None, :] * u[:, t, :, None]
+        dt_t = delta[:, t, :, None]  # (B, E, 1)
+        h = torch.exp(dt_t * a) * h + dt_t * b[:, t, None, :] * u[:, t, :, None]
         ys.append((h * c[:, t, None, :]).sum(-1) + p["D"] * u[:, t])
     y = torch.stack(ys, dim=1) * F.silu(z)
     return y @ p["out_proj.weight"].T
