@@ -7,8 +7,9 @@ the chapter-01 baselines slim and full. On CUDA (when present) also the full net
 the full input (2 x 128 x 128 x 64). Each network runs in a fresh process so that the peak
 memory is its own: on CPU the rise of the process's peak resident memory (ru_maxrss) over
 its level before the first forward, on CUDA ``torch.cuda.max_memory_allocated``. Time is
-the median of ``--repeats`` forward+backward passes after one warm-up pass, with the loss
-the sum of the logits, in training mode.
+the median and the minimum of ``--repeats`` forward+backward passes after one warm-up
+pass, with the loss the sum of the logits, in training mode; on a shared machine the
+minimum is the steadier figure.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ SMOKE_INPUT, FULL_INPUT = (48, 48, 48), (128, 128, 64)
 
 
 def measure(name: str, device: str, size: tuple[int, ...], batch: int, repeats: int) -> dict:
-    """One network's parameters, median forward+backward seconds per batch and peak memory (MiB)."""
+    """One network's parameters, median and minimum forward+backward seconds per batch and peak
+    memory (MiB)."""
     torch.manual_seed(0)
     model = NETWORKS[name]().to(device).train()
     x = torch.randn(batch, 2, *size, device=device)
@@ -56,7 +58,8 @@ def measure(name: str, device: str, size: tuple[int, ...], batch: int, repeats: 
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
     return {"network": name, "device": device, "input": "x".join(map(str, size)), "batch": batch,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "seconds_per_batch": statistics.median(times[1:]), "peak_mib": peak,
+            "seconds_per_batch": statistics.median(times[1:]), "min_seconds": min(times[1:]),
+            "peak_mib": peak,
             "threads": torch.get_num_threads(), "mamba": ",".join(mamba_backends(model)) or "-"}
 
 
@@ -77,14 +80,14 @@ def main() -> None:
         runs += [(name, "cuda", SMOKE_INPUT) for name in args.models]
         runs += [(name, "cuda", FULL_INPUT) for name in args.models if "slim" not in name]
     print(f"{'network':15} {'device':6} {'input':>10} {'batch':>5} {'parameters':>11} "
-          f"{'s/batch':>8} {'peak MiB':>9} {'threads':>7}  mamba")
+          f"{'s/batch':>8} {'min s':>7} {'peak MiB':>9} {'threads':>7}  mamba")
     for name, device, size in runs:
         out = subprocess.run([sys.executable, __file__, "--batch", str(args.batch), "--repeats",
                               str(args.repeats), "--one", name, device, "x".join(map(str, size))],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{r['network']:15} {r['device']:6} {r['input']:>10} {r['batch']:>5} {r['parameters']:>11,} "
-              f"{r['seconds_per_batch']:>8.3f} {r['peak_mib']:>9.0f} {r['threads']:>7}  {r['mamba']}")
+              f"{r['seconds_per_batch']:>8.3f} {r['min_seconds']:>7.3f} {r['peak_mib']:>9.0f} {r['threads']:>7}  {r['mamba']}")
 
 
 if __name__ == "__main__":
