@@ -1,4 +1,13 @@
-"""Networks used by the chapters. Baselines are MONAI's, with one logit output."""
+"""The baselines of every chapter: MONAI's DenseNet and ResNet10 with one logit output.
+
+Both take volumes (B, C, X, Y, Z) (or slices (B, C, X, Y) with ``spatial_dims=2``) and
+return logits (B, 1).
+
+- DenseNet121: Huang G. et al., "Densely Connected Convolutional Networks", CVPR 2017.
+- ResNet10: He K. et al., "Deep Residual Learning for Image Recognition", CVPR 2016, in
+  the 3D form of Chen S. et al., "Med3D: Transfer Learning for 3D Medical Image
+  Analysis", arXiv:1904.00625 (MONAI's ``resnet10``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,7 @@ TOP_LAYERS = {"densenet": ["class_layers", "features.denseblock4"], "resnet10": 
 
 
 def baseline(name: str, in_channels: int, slim: bool = False, spatial_dims: int = 3) -> nn.Module:
-    """A MONAI baseline classifier with one output logit.
+    """A MONAI baseline classifier: inputs (B, C, X, Y, Z) -> logits (B, 1).
 
     Args:
         name: ``"densenet"`` (DenseNet121; slim: DenseNet with blocks 2-2-2-2, growth 8)

@@ -1,0 +1,94 @@
+"""Benchmark: parameters, forward+backward time per batch and peak memory of the networks.
+
+    python benchmarks/models_speed.py [--batch 8] [--repeats 3] [--models NAME ...]
+
+On CPU, every network at the smoke input (2 channels, 48^3): TRACT-NET slim and full, and
+the chapter-01 baselines slim and full. On CUDA (when present) also the full networks at
+the full input (2 x 128 x 128 x 64). Each network runs in a fresh process so that the peak
+memory is its own: on CPU the rise of the process's peak resident memory (ru_maxrss) over
+its level before the first forward, on CUDA ``torch.cuda.max_memory_allocated``. Time is
+the median and the minimum of ``--repeats`` forward+backward passes after one warm-up
+pass, with the loss the sum of the logits, in training mode; on a shared machine the
+minimum is the steadier figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from stroke_lib.models import baseline, mamba_backends, tractnet
+
+NETWORKS = {
+    "tractnet-slim": lambda: tractnet(2, slim=True),
+    "tractnet-full": lambda: tractnet(2),
+    "densenet-slim": lambda: baseline("densenet", 2, slim=True),
+    "resnet10-slim": lambda: baseline("resnet10", 2, slim=True),
+    "densenet121": lambda: baseline("densenet", 2),
+    "resnet10": lambda: baseline("resnet10", 2),
+}
+SMOKE_INPUT, FULL_INPUT = (48, 48, 48), (128, 128, 64)
+
+
+def measure(name: str, device: str, size: tuple[int, ...], batch: int, repeats: int) -> dict:
+    """One network's parameters, median and minimum forward+backward seconds per batch and peak
+    memory (MiB)."""
+    torch.manual_seed(0)
+    model = NETWORKS[name]().to(device).train()
+    x = torch.randn(batch, 2, *size, device=device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        model(x).sum().backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
+    return {"network": name, "device": device, "input": "x".join(map(str, size)), "batch": batch,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "seconds_per_batch": statistics.median(times[1:]), "min_seconds": min(times[1:]),
+            "peak_mib": peak,
+            "threads": torch.get_num_threads(), "mamba": ",".join(mamba_backends(model)) or "-"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--one", nargs=3, metavar=("NAME", "DEVICE", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # a child process: one network, one device, one input
+        name, device, size = args.one
+        print(json.dumps(measure(name, device, tuple(map(int, size.split("x"))), args.batch, args.repeats)))
+        return
+    runs = [(name, "cpu", SMOKE_INPUT) for name in args.models]
+    if torch.cuda.is_available():
+        runs += [(name, "cuda", SMOKE_INPUT) for name in args.models]
+        runs += [(name, "cuda", FULL_INPUT) for name in args.models if "slim" not in name]
+    print(f"{'network':15} {'device':6} {'input':>10} {'batch':>5} {'parameters':>11} "
+          f"{'s/batch':>8} {'min s':>7} {'peak MiB':>9} {'threads':>7}  mamba")
+    for name, device, size in runs:
+        out = subprocess.run([sys.executable, __file__, "--batch", str(args.batch), "--repeats",
+                              str(args.repeats), "--one", name, device, "x".join(map(str, size))],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{r['network']:15} {r['device']:6} {r['input']:>10} {r['batch']:>5} {r['parameters']:>11,} "
+              f"{r['seconds_per_batch']:>8.3f} {r['min_seconds']:>7.3f} {r['peak_mib']:>9.0f} {r['threads']:>7}  {r['mamba']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Networks used by the chapters, one module per family.
+
+- ``baselines``: MONAI's DenseNet and ResNet10 with one logit (every chapter).
+- ``tractnet``: TRACT-NET, mixture-of-skip-connection network with a Mamba bottleneck
+  (paper 000, chapter 02).
+- ``mamba``: Mamba on any machine (mamba-ssm's CUDA kernels or pure PyTorch, the same
+  parameters) and the Mamba bottleneck for 3D maps.
+
+Every classifier takes (B, C, X, Y, Z) and returns logits (B, 1).
+"""
+
+from __future__ import annotations
+
+from stroke_lib.models import baselines, tractnet as _tractnet
+from stroke_lib.models.baselines import baseline
+from stroke_lib.models.mamba import Mamba, MambaBottleneck, mamba_backends
+from stroke_lib.models.tractnet import TractNet, tractnet
+
+#: Grad-CAM target layer of each network: the deepest stage whose map still resolves a
+#: lesion at the smoke input of 48^3 (see ``baselines.GRADCAM_LAYERS``; TRACT-NET's 6^3).
+GRADCAM_LAYERS = {**baselines.GRADCAM_LAYERS, "tractnet": _tractnet.GRADCAM_LAYER}
+#: Top modules of each network that the randomisation check re-initialises.
+TOP_LAYERS = {**baselines.TOP_LAYERS, "tractnet": _tractnet.TOP_LAYERS}
+
+__all__ = ["GRADCAM_LAYERS", "TOP_LAYERS", "Mamba", "MambaBottleneck", "TractNet", "baseline",
+           "mamba_backends", "tractnet"]
