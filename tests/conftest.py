@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from stroke_lib.data.synthetic import CohortSpec, generate_cohort
+from stroke_lib.paths import data_dir
 
 SMALL = CohortSpec(n_subjects=16, in_plane=64, seed=3)
 
@@ -23,3 +26,46 @@ def _data_dir(tmp_path_factory) -> None:
 def small_cohort(tmp_path_factory) -> Path:
     """A 16-subject cohort (64 px slices), generated once."""
     return generate_cohort(SMALL, root=tmp_path_factory.mktemp("cohort") / "c", progress=False)
+
+
+# A folder in SOOP's real layout, as OpenNeuro ds004889 lays it out: BIDS ``sub-X/dwi``
+# folders with the TRACE and ADC NIfTI files and a participants.tsv with SOOP's own
+# columns (``age`` "89+" included, ``n/a`` cells, no site, no stroke type, no lesion
+# masks). The images are copied from a small embedded cohort.
+SOOP_COLUMNS = ["participant_id", "sex", "age", "race", "acuteischaemicstroke", "priorstroke", "bmi",
+                "nihss", "gs_rankin_6isdeath", "etiology"]
+
+
+def write_soop_fixture(source: Path, dest: Path) -> pd.DataFrame:
+    """Copy the DWI and ADC of every stroke subject of an embedded cohort into SOOP's
+    layout at ``dest`` with a participants.tsv of SOOP's columns; returns that table."""
+    labels = pd.read_csv(source / "derivatives" / "labels.tsv", sep="\t", dtype={"participant_id": str})
+    labels = labels[labels.stroke_type != "none"].reset_index(drop=True)
+    for pid in labels.participant_id:
+        shutil.copytree(source / pid / "dwi", dest / pid / "dwi")
+    part = pd.DataFrame({
+        "participant_id": labels.participant_id,
+        "sex": labels.sex.map({"F": "F", "M": "M"}).fillna("n/a"),
+        "age": [("89+" if i == 0 or a >= 89 else str(int(a))) for i, a in enumerate(labels.age)],  # as SOOP caps it
+        "race": ["w" if i % 3 else "n/a" for i in range(len(labels))],
+        "acuteischaemicstroke": (labels.stroke_type == "ischaemic").astype(int),
+        "priorstroke": [i % 2 for i in range(len(labels))],
+        "bmi": ["n/a" if i % 4 == 0 else f"{24 + i % 7}.5" for i in range(len(labels))],
+        "nihss": labels.nihss.astype(int),
+        "gs_rankin_6isdeath": [i % 7 for i in range(len(labels))],
+        "etiology": ["cardioembolic" if i % 2 else "n/a" for i in range(len(labels))],
+    })
+    assert list(part.columns) == SOOP_COLUMNS
+    part.to_csv(dest / "participants.tsv", sep="\t", index=False)
+    return part
+
+
+@pytest.fixture(scope="session")
+def soop_folder(tmp_path_factory) -> Path:
+    """A SOOP-layout folder at the default place, ``<data directory>/soop``."""
+    cohort = generate_cohort(CohortSpec(n_subjects=40, in_plane=64, seed=5),
+                             root=tmp_path_factory.mktemp("embedded") / "c", progress=False)
+    dest = data_dir() / "soop"
+    shutil.rmtree(dest, ignore_errors=True)
+    write_soop_fixture(cohort, dest)
+    return dest

@@ -300,7 +300,6 @@ def test_slim_tractnet_overfits_a_separable_toy_set():
 
 
 # An untrained network re-initialised at the top can give a flat (all-zero) map.
-@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
 def test_gradcam_on_tractnet_resolves_6_cubed_and_returns_input_sized_maps():
     torch.manual_seed(0)
     model = tractnet(2, slim=True).eval()
