@@ -241,6 +241,15 @@ def test_file_without_preamble_reads_like_the_others(tmp_path):
     np.testing.assert_array_equal(read_ct_series(tmp_path / "CT").data, before)
 
 
+@pytest.mark.parametrize("index", [0, 2, N_SLICES - 1])
+def test_the_slice_off_the_line_is_named(tmp_path, index):
+    files = _series(tmp_path / "CT")
+    _off_line(files[index])
+    with pytest.raises(DataError, match="3.0 mm off the line") as err:
+        read_ct_series(tmp_path / "CT")
+    assert err.value.path == files[index]
+
+
 def test_gantry_tilt_reports_the_angle_not_a_sheared_volume(tmp_path):
     files = _series(tmp_path / "CT")
     _tilt(files, 22.0)

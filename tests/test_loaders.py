@@ -13,6 +13,7 @@ import pytest
 from stroke_lib.data import (
     faults, load_dataset, load_embedded, load_isles22, load_soop, loaders, read_ct_series, read_nifti,
 )
+from stroke_lib.__main__ import main
 from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.cohort import load_ct_series_folders
 from stroke_lib.errors import DataError
@@ -286,3 +287,22 @@ def test_every_manifest_loader_is_reachable():
         if name != "synthetic" and target:
             assert names[name].__name__ == target.rsplit(".", 1)[1]
     assert {"soop", "isles_2022", "cq500"} <= set(names)
+
+
+def test_data_check_reports_participants_and_grid_problems(tmp_path, small_cohort, capsys):
+    rows = [SOOP_ROWS[0], SOOP_ROWS[3], SOOP_ROWS[4]]
+    root = _soop(tmp_path / "soop", small_cohort, rows, ["sub-2", "sub-38", "sub-40", "sub-99"])
+    (root / "dataset_description.json").write_text("{}")
+    adc = root / "sub-38/dwi/sub-38_rec-ADC_dwi.nii.gz"
+    img = nib.load(adc)
+    nib.save(nib.Nifti1Image(img.get_fdata()[1:], img.affine), adc)
+    assert main(["data", "check", "soop", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "loader: 1 usable scans, 3 skipped, 1 repaired" in out
+    assert f"repaired: {root / 'participants.tsv'}: participant sub-38: age censored value '89+'" in out
+    assert "participant sub-40: nihss 'unknown' is not a number" in out
+    assert f"skipped: {root / 'sub-99'}: image folder has no row in participants.tsv" in out
+    assert f"skipped: {adc}: ADC grid (shape (63, 64" in out
+    (root / "participants.tsv").write_text(SOOP_HEADER + SOOP_ROWS[0] + "\n" + SOOP_ROWS[0] + "\n")
+    assert main(["data", "check", "soop", str(root)]) == 1
+    assert "error: " + str(root / "participants.tsv") + ": participant(s) listed more than once" in capsys.readouterr().out

@@ -359,6 +359,13 @@ def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
     return spacing_z
 
 
+def _line_fit(dz: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares line ``points ~ a + dz * b``: (b, distance of each point from it)."""
+    design = np.stack([np.ones_like(dz), dz], axis=1)
+    coef = np.linalg.lstsq(design, points, rcond=None)[0]
+    return coef[1], np.linalg.norm(points - design @ coef, axis=1)
+
+
 def _check_tilt(folder: Path, slices: list[_Slice], normal: np.ndarray, pos: np.ndarray) -> None:
     """Reject a series whose slice positions drift in-plane: one slice off the line of the
     others (a damaged position, named), or all drifting evenly (gantry tilt, with its angle).
@@ -367,13 +374,22 @@ def _check_tilt(folder: Path, slices: list[_Slice], normal: np.ndarray, pos: np.
         return
     ipp = np.array([s.ipp for s in slices])
     dz = pos - pos[0]
-    drift = ipp - ipp[0] - dz[:, None] * normal[None, :]  # in-plane offset from slice 0, mm
-    rate = (dz @ drift) / max(float(dz @ dz), 1e-9)  # (3,) in-plane mm per mm along normal
-    off_line = np.linalg.norm(drift - dz[:, None] * rate[None, :], axis=1)
+    drift = ipp - dz[:, None] * normal[None, :]  # in-plane part of each position, mm
+    rate, off_line = _line_fit(dz, drift)
     if off_line.max() > TILT_TOLERANCE_MM and len(slices) > 2:
-        odd = slices[int(off_line.argmax())]
-        raise DataError(odd.path, f"ImagePositionPatient {odd.ipp.round(2).tolist()} is "
-                        f"{off_line.max():.1f} mm off the line of the other slices' positions")
+        # Leave each slice out in turn: the one whose removal puts the rest on a line.
+        keep = np.ones(len(slices), bool)
+        for i in np.argsort(-off_line):
+            keep[:] = True
+            keep[i] = False
+            rate_i, rest = _line_fit(dz[keep], drift[keep])
+            if rest.max() <= TILT_TOLERANCE_MM:
+                odd = slices[int(i)]
+                miss = np.linalg.norm(drift[i] - drift[keep][0] - (dz[i] - dz[keep][0]) * rate_i)
+                raise DataError(odd.path, f"ImagePositionPatient {odd.ipp.round(2).tolist()} is "
+                                f"{miss:.1f} mm off the line of the other slices' positions")
+        raise DataError(folder, f"slice positions do not lie on a line (up to "
+                        f"{off_line.max():.1f} mm off): not one stack of slices")
     extent = float(dz[-1])
     if np.linalg.norm(rate) * extent > TILT_TOLERANCE_MM:
         angle = float(np.degrees(np.arctan(np.linalg.norm(rate))))
