@@ -12,6 +12,7 @@ from typing import Callable
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 from pydicom.pixels import apply_rescale
@@ -223,7 +224,7 @@ def test_mixed_folder_keeps_every_good_series_and_rejects_each_bad_one(tmp_path)
     for i, kind in enumerate(sorted(DICOM_DAMAGE)):
         DICOM_DAMAGE[kind][0](_series(root / f"bad{i:02d}" / "CT", seed=10 + i))
     _strip_preamble(_series(root / "no_preamble" / "CT", seed=5)[2])
-    cohort = load_ct_series_folders(root, "*/CT")
+    cohort = load_ct_series_folders(root, "*/CT", pseudonymize=False)
     assert set(cohort.table.patient_id) == good | {"no_preamble"}
     assert sorted(cohort.rejects.patient_id) == [f"bad{i:02d}" for i in range(len(DICOM_DAMAGE))]
     assert (cohort.rejects.action == "skipped").all()
@@ -387,7 +388,7 @@ def test_dicom_truncation_and_byte_flip_sweep(tmp_path):
     outcomes = {"kept": 0, "rejected": 0}
     for case in _sweep_cases(len(original), np.random.default_rng(0), 30, 70):
         victim.write_bytes(_damage(original, case))
-        cohort = load_ct_series_folders(root, "*/CT")  # nothing may escape
+        cohort = load_ct_series_folders(root, "*/CT", pseudonymize=False)  # nothing may escape
         assert "good" in set(cohort.table.patient_id), case
         if "hit" in set(cohort.table.patient_id):
             outcomes["kept"] += 1
@@ -436,3 +437,24 @@ def test_nifti_truncation_and_byte_flip_sweep(tmp_path, layer):
     assert outcomes["rejected"] > 20, outcomes
     if layer == "nifti bytes":
         assert outcomes["kept"] > 20, outcomes
+
+
+def test_folder_names_become_pseudonyms(tmp_path, monkeypatch):
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "data"))
+    root = tmp_path / "hospital"
+    _series(root / "Mustermann^Erika" / "CT")
+    _series(root / "sub-07" / "CT", seed=1)
+    _truncate(_series(root / "1234567" / "CT", seed=2)[0], 0.5)
+    first = load_ct_series_folders(root, "*/CT", name="hospital")
+    again = load_ct_series_folders(root, "*/CT", name="hospital")
+    pd.testing.assert_frame_equal(first.table, again.table)
+    alias = first.table.patient_id.iloc[0]
+    assert first.table.patient_id.tolist() == [alias, "sub-07"] and alias.startswith("P-")
+    assert first.table.scan_id.iloc[0].startswith("S-")
+    text = first.table.drop(columns="image").to_csv() + first.rejects.patient_id.to_csv()
+    assert "Mustermann" not in text and "1234567" not in text
+    mapping = pd.read_csv(tmp_path / "data/pseudonyms/hospital.tsv", sep="\t", dtype=str)
+    assert dict(zip(mapping.pseudonym, mapping.original))[alias] == "Mustermann^Erika"
+    assert first.rejects.patient_id.iloc[0] in set(mapping.pseudonym)
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "elsewhere"))  # another salt
+    assert load_ct_series_folders(root, "*/CT", name="hospital").table.patient_id.iloc[0] != alias
