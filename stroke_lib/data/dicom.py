@@ -112,7 +112,7 @@ def read_dicom(path: str | Path, header_only: bool = False) -> Dataset:
     return ds
 
 
-def _floats(ds: Dataset, path: Path, keyword: str, n: int) -> np.ndarray:
+def header_numbers(ds: Dataset, path: Path, keyword: str, n: int) -> np.ndarray:
     """``n`` finite numbers from ``keyword`` or a ``DataError`` naming the file."""
     if keyword not in ds:
         raise DataError(path, f"{keyword} is missing")
@@ -221,21 +221,21 @@ def _geometry(path: Path, ds: Dataset) -> _Slice:
     for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
         if tag not in ds:
             raise DataError(path, f"{tag} is missing: slice geometry unknown")
-    iop = _floats(ds, path, "ImageOrientationPatient", 6)
+    iop = header_numbers(ds, path, "ImageOrientationPatient", 6)
     row, col = iop[:3], iop[3:]
     if (abs(np.linalg.norm(row) - 1) > 10 * COSINE_TOLERANCE
             or abs(np.linalg.norm(col) - 1) > 10 * COSINE_TOLERANCE
             or abs(np.dot(row, col)) > 10 * COSINE_TOLERANCE):
         raise DataError(path, f"ImageOrientationPatient {iop.round(4).tolist()} is not two "
                         "orthogonal unit vectors")
-    spacing = _floats(ds, path, "PixelSpacing", 2)
+    spacing = header_numbers(ds, path, "PixelSpacing", 2)
     if np.any(spacing <= 0):
         raise DataError(path, f"PixelSpacing {spacing.tolist()} must be positive")
     try:
         shape = (int(ds.Rows), int(ds.Columns))
     except Exception as exc:
         raise DataError(path, "Rows or Columns is missing or not a number") from exc
-    return _Slice(path, ds, iop, _floats(ds, path, "ImagePositionPatient", 3), spacing, shape)
+    return _Slice(path, ds, iop, header_numbers(ds, path, "ImagePositionPatient", 3), spacing, shape)
 
 
 def _consistent(slices: list[_Slice], what: str, value: Callable[[_Slice], object],
@@ -330,17 +330,17 @@ def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
     for tag in ("RescaleSlope", "RescaleIntercept"):
         if tag not in ds:
             raise DataError(path, f"{tag} is missing: stored values cannot become HU")
-    slope = float(_floats(ds, path, "RescaleSlope", 1)[0])
+    slope = float(header_numbers(ds, path, "RescaleSlope", 1)[0])
     if slope == 0:
         raise DataError(path, "RescaleSlope is 0: stored values cannot become HU")
-    return slope, float(_floats(ds, path, "RescaleIntercept", 1)[0])
+    return slope, float(header_numbers(ds, path, "RescaleIntercept", 1)[0])
 
 
 def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
     """Spacing (mm) along the normal; duplicates, gaps and uneven steps are errors."""
     if len(slices) == 1:
         ds = slices[0].ds
-        return float(_floats(ds, slices[0].path, "SliceThickness", 1)[0]) if "SliceThickness" in ds else 1.0
+        return float(header_numbers(ds, slices[0].path, "SliceThickness", 1)[0]) if "SliceThickness" in ds else 1.0
     steps = np.diff(pos)
     for i, step in enumerate(steps):
         if step < 1e-3:

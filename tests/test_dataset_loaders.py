@@ -1,0 +1,118 @@
+"""Loaders of the public datasets the manifests name, each on a small fixture written in
+the dataset's real layout."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from stroke_lib.data import load_dataset
+from stroke_lib.data.rsna import SUBTYPES, load_rsna_ich, read_rsna_slice
+from stroke_lib.data.synthetic.writers import write_ct_series
+from stroke_lib.errors import DataError
+
+
+def _ct(folder: Path, seed: int, n: int = 4, side: int = 8) -> tuple[list[Path], np.ndarray]:
+    """A small CT series (HU in -1000..1500) written by the embedded cohort's writer;
+    returns its files in slice-position order and the HU volume (L, P, S axes)."""
+    hu = np.random.default_rng(seed).integers(-1000, 1500, (side, side, n)).astype(float)
+    return write_ct_series(folder, hu, (0.5, 0.5, 5.0), np.zeros(3), f"P{seed}",
+                           f"key{seed}", "A"), hu
+
+
+# ---- RSNA ICH 2019 -----------------------------------------------------------------------
+
+
+def _rsna(root: Path) -> dict[str, list[str]]:
+    """Two scans of four slices in RSNA's flat layout; scan 'b' stores its values the
+    mis-stored way the release has (BitsStored 12, unsigned, intercept 0). Returns the
+    slice IDs per scan in position order."""
+    (root / "stage_2_train").mkdir(parents=True)
+    ids: dict[str, list[str]] = {}
+    lines = ["ID,Label"]
+    for seed, scan in enumerate("ab"):
+        files, hu = _ct(root / "tmp" / scan, seed)
+        ids[scan] = []
+        for k, path in enumerate(files):
+            sid = f"ID_{seed}{k:02d}{'f' * 7}"
+            ds = pydicom.dcmread(path)
+            ds.PatientID = f"ID_patient{seed}"
+            if scan == "b":
+                ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+                ds.RescaleIntercept = "0"
+                stored = np.mod(hu[:, :, k].T.astype(np.int64), 4096).astype(np.uint16)
+                ds.PixelData = stored.tobytes()
+            ds.save_as(root / "stage_2_train" / f"{sid}.dcm")
+            ids[scan].append(sid)
+            bleed = int(scan == "a" and k == 2)
+            for sub in SUBTYPES:
+                lines.append(f"{sid}_{sub},{bleed if sub in ('any', 'subdural') else 0}")
+    lines += lines[1:4]  # the release repeats some rows
+    (root / "stage_2_train.csv").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(root / "tmp")
+    return ids
+
+
+def test_rsna_slices_scans_and_labels(tmp_path):
+    root = tmp_path / "rsna_ich_2019"
+    ids = _rsna(root)
+    cohort = load_dataset("rsna_ich_2019", root)
+    t = cohort.table
+    assert cohort.rejects.empty and len(t) == 8
+    assert t.groupby("scan_id").slice_id.apply(list).sort_values().tolist() == [ids["a"], ids["b"]]
+    assert t.groupby("scan_id").slice_index.apply(list).tolist() == [[0, 1, 2, 3]] * 2
+    a = t[t.slice_id.isin(ids["a"])]
+    assert a.subdural.tolist() == [0, 0, 1, 0] and a["any"].tolist() == [0, 0, 1, 0]
+    assert (a.scan_any == 1).all() and (a.scan_subdural == 1).all()
+    assert (t[t.slice_id.isin(ids["b"])].scan_any == 0).all()
+    assert t.patient_id.nunique() == 2 and not t.patient_id.str.contains("ID_patient").any()
+
+
+def test_rsna_pixel_fix_restores_hounsfield_units(tmp_path):
+    root = tmp_path / "rsna"
+    ids = _rsna(root)
+    _, hu = _ct(tmp_path / "again", 1)
+    fixed = read_rsna_slice(root / "stage_2_train" / f"{ids['b'][0]}.dcm").data[:, :, 0]
+    np.testing.assert_array_equal(fixed, hu[:, :, 0])  # air at -1000, not +3096
+    plain = pydicom.dcmread(root / "stage_2_train" / f"{ids['b'][0]}.dcm").pixel_array
+    assert plain.max() > 3000  # what a reader without the fix sees
+    good = read_rsna_slice(root / "stage_2_train" / f"{ids['a'][0]}.dcm").data[:, :, 0]
+    _, hu_a = _ct(tmp_path / "again_a", 0)
+    np.testing.assert_array_equal(good, hu_a[:, :, 0])  # other slices untouched
+
+
+def test_rsna_bad_labels_and_files_are_rejected(tmp_path):
+    root = tmp_path / "rsna"
+    ids = _rsna(root)
+    csv = root / "stage_2_train.csv"
+    text = csv.read_text()
+    a0, a1, b0, b1 = ids["a"][0], ids["a"][1], ids["b"][0], ids["b"][1]
+    text = text.replace(f"{a1}_epidural,0", f"{a1}_epidural,0\n{a1}_epidural,1")  # conflict
+    text = text.replace(f"{b0}_any,0", f"{b0}_any,1")  # any without a subtype
+    csv.write_text(text + "ID_999999999_any,0\n")
+    data = (root / "stage_2_train" / f"{b1}.dcm").read_bytes()
+    (root / "stage_2_train" / f"{b1}.dcm").write_bytes(data[:400])
+    (root / "stage_2_train" / "ID_unlabelled.dcm").write_bytes(
+        (root / "stage_2_train" / f"{a0}.dcm").read_bytes())
+    cohort = load_rsna_ich(root, validate=True)
+    assert len(cohort.table) == 5
+    problems = dict(zip(cohort.rejects.patient_id, cohort.rejects.problem))
+    assert "listed twice with different labels" in problems[a1]
+    assert "'any' is 1 but the subtypes say otherwise" in problems[b0]
+    assert "truncated" in problems[b1]
+    assert problems["ID_unlabelled"] == "no labels in stage_2_train.csv"
+    assert problems["ID_999999999"].endswith("labels for ['epidural', 'intraparenchymal', "
+                                             "'intraventricular', 'subarachnoid', 'subdural'] missing")
+    assert "1 labelled slice(s) have no file" not in " ".join(problems.values())
+
+
+def test_rsna_labels_file_must_have_its_form(tmp_path):
+    root = tmp_path / "rsna"
+    _rsna(root)
+    (root / "stage_2_train.csv").write_text("ID,Label\nID_abc_bleed,1\n")
+    with pytest.raises(DataError, match="ID 'ID_abc_bleed' is not ID_<slice>_<subtype>"):
+        load_rsna_ich(root)
