@@ -4,11 +4,13 @@ the dataset's real layout."""
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 
 from stroke_lib.data import load_dataset
 from stroke_lib.data.rsna import SUBTYPES, load_rsna_ich, read_rsna_slice
@@ -116,3 +118,48 @@ def test_rsna_labels_file_must_have_its_form(tmp_path):
     (root / "stage_2_train.csv").write_text("ID,Label\nID_abc_bleed,1\n")
     with pytest.raises(DataError, match="ID 'ID_abc_bleed' is not ID_<slice>_<subtype>"):
         load_rsna_ich(root)
+
+
+# ---- TEKNOFEST 2021 ----------------------------------------------------------------------
+
+
+def _png(path: Path, value: int, mode: str = "L") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((6, 5), value, np.uint8)).convert(mode).save(path)
+    return path
+
+
+def test_teknofest_class_folders_png_and_dicom(tmp_path):
+    root = tmp_path / "teknofest_2021"
+    _png(root / "İnme Yok" / "PNG" / "10001.png", 10)
+    _png(root / "İnme Yok" / "PNG" / "10002.png", 20, "RGB")
+    iskemi = unicodedata.normalize("NFD", "İskemi")  # as a zip made on macOS unpacks
+    _png(root / iskemi / "PNG" / "20001.png", 30)
+    _png(root / iskemi / "OVERLAY" / "20001.png", 255)
+    files, hu = _ct(tmp_path / "ct", 0, n=1)
+    (root / iskemi / "DICOM").mkdir()
+    shutil.copy(files[0], root / iskemi / "DICOM" / "20001.dcm")
+    _png(root / "Kanama" / "PNG" / "30001.png", 40)
+    (root / "Kanama" / "PNG" / "30002.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    _png(root / "Kanama" / "PNG" / "10001.png", 50)  # the same slice under two classes
+    cohort = load_dataset("teknofest_2021", root)
+    t = cohort.table.set_index("patient_id")
+    assert sorted(t.index) == ["TF-10002", "TF-20001", "TF-30001"]
+    assert t.stroke_type.to_dict() == {"TF-10002": "none", "TF-20001": "ischaemic",
+                                       "TF-30001": "haemorrhagic"}
+    assert t.stroke.tolist() == [0, 1, 1]
+    assert t.loc["TF-20001", "image"].endswith("20001.dcm")
+    assert t.loc["TF-20001", "overlay"].endswith(f"{iskemi}/OVERLAY/20001.png")
+    from stroke_lib.data.slices import read_slice
+    np.testing.assert_array_equal(read_slice(t.loc["TF-20001", "image"]).data[:, :, 0], hu[:, :, 0])
+    assert read_slice(t.loc["TF-30001", "image"]).data.max() == 40
+    rej = cohort.rejects.set_index("patient_id")
+    assert "not a readable PNG image" in rej.loc["TF-30002", "problem"]
+    assert "in two class folders" in rej.loc["TF-10001", "problem"]
+    assert rej.loc["TF-10002", "action"] == "repaired"  # RGB read as grey
+
+
+def test_teknofest_without_class_folders(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="no class folder found"):
+        load_dataset("teknofest_2021", tmp_path)
