@@ -163,3 +163,43 @@ def test_teknofest_without_class_folders(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="no class folder found"):
         load_dataset("teknofest_2021", tmp_path)
+
+
+# ---- CQ500 -------------------------------------------------------------------------------
+
+
+def _cq500(root: Path) -> None:
+    """Two scans in CQ500's layout (thin, 5 mm and bone series) and reads for three."""
+    for n in (1, 2):
+        study = root / f"CQ500CT{n} CQ500CT{n}" / "Unknown Study"
+        for name, z, seed in (("CT PLAIN THIN", 0.625, 0), ("CT 5mm", 5.0, 1), ("CT BONE 5mm", 5.0, 2)):
+            hu = np.random.default_rng(seed).integers(-1000, 1500, (8, 8, 3)).astype(float)
+            write_ct_series(study / name, hu, (0.5, 0.5, z), np.zeros(3), f"P{n}", f"k{n}{name}", "A")
+    header = ["name", "Category"] + [f"{r}:{f}" for r in ("R1", "R2", "R3")
+                                     for f in ("ICH", "SDH", "Fracture")]
+    rows = ["CQ500-CT-1,B1,1,1,0,1,0,0,0,0,1", "CQ500-CT-2,B1,0,0,0,1,1,0,0,1,0",
+            "CQ500-CT-3,B2,0,0,0,0,0,0,0,0,0"]
+    (root / "reads.csv").write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
+
+
+def test_cq500_majority_reads_and_series_rule(tmp_path):
+    root = tmp_path / "cq500"
+    _cq500(root)
+    broken = sorted((root / "CQ500CT2 CQ500CT2/Unknown Study/CT 5mm").iterdir())[1]
+    broken.write_bytes(broken.read_bytes()[:300])
+    cohort = load_dataset("cq500", root)
+    t = cohort.table
+    assert t.series.tolist() == ["CT 5mm", "CT PLAIN THIN"]  # scan 2's 5 mm series is damaged
+    assert t[["ICH", "SDH", "Fracture"]].values.tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert t.patient_id.str.startswith("P-").all() and not t.patient_id.str.contains("CQ500").any()
+    problems = cohort.rejects.problem.tolist()
+    assert cohort.rejects.file.tolist()[0] == str(broken) and "truncated" in problems[0]
+    assert problems[1] == "reads.csv row CQ500-CT-3 has no scan folder"
+
+
+def test_cq500_reads_must_be_scores(tmp_path):
+    _cq500(tmp_path)
+    text = (tmp_path / "reads.csv").read_text().replace("CQ500-CT-2,B1,0", "CQ500-CT-2,B1,?")
+    (tmp_path / "reads.csv").write_text(text)
+    with pytest.raises(DataError, match=r"CQ500-CT-2: ICH scores \['\?', '1', '0'\] are not all 0 or 1"):
+        load_dataset("cq500", tmp_path)

@@ -14,12 +14,12 @@ from typing import Callable
 
 from stroke_lib.data.cohort import (
     Cohort,
-    load_cq500,
     load_ct_series_folders,
     load_embedded,
     load_isles22,
     load_soop,
 )
+from stroke_lib.data.cq500 import load_cq500
 from stroke_lib.data.dicom import read_ct_series
 from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.nifti import read_nifti

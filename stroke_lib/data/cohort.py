@@ -27,7 +27,7 @@ from stroke_lib.data.rejects import REJECT_COLUMNS, Collector
 from stroke_lib.data.volume import Volume
 from stroke_lib.errors import DataError
 
-__all__ = ["Cohort", "REJECT_COLUMNS", "load_soop", "load_isles22", "load_ct_series_folders", "load_cq500",
+__all__ = ["Cohort", "REJECT_COLUMNS", "load_soop", "load_isles22", "load_ct_series_folders",
            "load_embedded"]
 
 @dataclass
@@ -260,8 +260,3 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     rejects = pd.concat([dwi.rejects, ct.rejects], ignore_index=True)
     return Cohort(table, rejects, "synthetic", root)
 
-
-def load_cq500(root: str | Path, validate: bool = True) -> Cohort:
-    """Load CQ500's CT series: ``CQ500CT<N> CQ500CT<N>/Unknown Study/<series>/``."""
-    return load_ct_series_folders(root, "CQ500CT*/Unknown Study/*", site="CQ500",
-                                  validate=validate, name="cq500")

@@ -57,14 +57,15 @@ def _truncated_element(ds: Dataset) -> str:
     only the raw element's declared length reveals it (checked on the last element, the
     one a truncation cuts).
     """
-    tags = list(ds.keys())
-    if not tags:
-        return ""
-    raw = ds.get_item(tags[-1])
-    if (isinstance(raw, RawDataElement) and raw.value is not None
-            and raw.length not in (0xFFFFFFFF,) and len(raw.value) < raw.length):
-        name = pydicom.datadict.keyword_for_tag(raw.tag) or str(raw.tag)
-        return f"{name} has {len(raw.value)} of its {raw.length} bytes"
+    for part in (ds.get("file_meta"), ds):
+        tags = list(part.keys()) if part is not None else []
+        raw = part.get_item(tags[-1]) if tags else None
+        if (isinstance(raw, RawDataElement) and raw.value is not None
+                and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length):
+            name = pydicom.datadict.keyword_for_tag(raw.tag) or str(raw.tag)
+            return f"{name} has {len(raw.value)} of its {raw.length} bytes"
+    if len(ds) == 0:
+        return "nothing follows the file meta information"
     return ""
 
 
@@ -275,6 +276,10 @@ def read_ct_series(
     if not paths:
         raise DataError(folder, "no files found: expected a DICOM series")
     datasets = [(p, read_dicom(p)) for p in paths]
+    for path, ds in datasets:  # before any other check: a file cut short lacks the rest
+        if "PixelData" not in ds:
+            raise DataError(path, "no Pixel Data: the file ends before the image (truncated?) "
+                            "or is not an image")
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     for path, ds in datasets:
         groups.setdefault(_series_uid(ds, path), []).append((path, ds))
