@@ -12,7 +12,11 @@ import pydicom
 import pytest
 from PIL import Image
 
+import pandas as pd
+
+from stroke_lib.__main__ import main
 from stroke_lib.data import load_dataset
+from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.rsna import SUBTYPES, load_rsna_ich, read_rsna_slice
 from stroke_lib.data.synthetic.writers import write_ct_series
 from stroke_lib.errors import DataError
@@ -123,9 +127,9 @@ def test_rsna_labels_file_must_have_its_form(tmp_path):
 # ---- TEKNOFEST 2021 ----------------------------------------------------------------------
 
 
-def _png(path: Path, value: int, mode: str = "L") -> Path:
+def _png(path: Path, value: int, mode: str = "L", shape: tuple[int, int] = (6, 5)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((6, 5), value, np.uint8)).convert(mode).save(path)
+    Image.fromarray(np.full(shape, value, np.uint8)).convert(mode).save(path)
     return path
 
 
@@ -203,3 +207,76 @@ def test_cq500_reads_must_be_scores(tmp_path):
     (tmp_path / "reads.csv").write_text(text)
     with pytest.raises(DataError, match=r"CQ500-CT-2: ICH scores \['\?', '1', '0'\] are not all 0 or 1"):
         load_dataset("cq500", tmp_path)
+
+
+# ---- AISD --------------------------------------------------------------------------------
+
+
+def _aisd(root: Path) -> None:
+    """Three cases in AISD's layout: CT series under image/ and dicom/, PNG masks."""
+    for seed, (where, case) in enumerate((("image", "0073410"), ("dicom", "0091465"),
+                                          ("image", "0100001"))):
+        _ct(root / where / case / "CT", seed, n=3)
+        for k in range(3):
+            _png(root / "mask" / case / f"{k}.png", 255 if k == 1 else 0, shape=(8, 8))
+    _png(root / "mask" / "0099999" / "0.png", 0)  # a mask without its CT
+
+
+def test_aisd_cases_and_masks(tmp_path):
+    root = tmp_path / "aisd"
+    _aisd(root)
+    (root / "mask" / "0100001" / "2.png").unlink()  # two mask slices for three CT slices
+    cohort = load_dataset("aisd", root)
+    t = cohort.table
+    assert len(t) == 2 and (t.stroke_type == "ischaemic").all()
+    assert not t.patient_id.str.contains("0073410|0091465").any()
+    from stroke_lib.data.aisd import read_aisd_mask
+    mask = read_aisd_mask(t["mask"].iloc[0])
+    assert mask.data.shape == (8, 8, 3) and mask.data[:, :, 1].all() and not mask.data[:, :, 0].any()
+    problems = cohort.rejects.problem.tolist()
+    assert problems == ["mask (8, 8, 2) (columns, rows, slices) does not fit its CT (8, 8, 3)",
+                        "mask folder has no CT series"]
+
+
+# ---- ISLES 2024 --------------------------------------------------------------------------
+
+
+def _isles24(root: Path, small_cohort: Path) -> None:
+    src = small_cohort / "sub-0001/dwi/sub-0001_rec-TRACE_dwi.nii.gz"
+    mask = small_cohort / "derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz"
+    for i, nihss in ((1, 7), (2, "unknown"), (3, 12)):
+        pid = f"sub-stroke{i:04d}"
+        (root / "raw_data" / pid / "ses-01").mkdir(parents=True)
+        shutil.copy(src, root / "raw_data" / pid / "ses-01" / f"{pid}_ses-01_ncct.nii.gz")
+        (root / "derivatives" / pid / "ses-02").mkdir(parents=True)
+        shutil.copy(mask, root / "derivatives" / pid / "ses-02" / f"{pid}_ses-02_lesion-msk.nii.gz")
+        (root / "phenotype" / pid / "ses-01").mkdir(parents=True)
+        pd.DataFrame({"Age": [70], "Sex": ["F"], "NIHSS at admission": [nihss], "NIHSS 24h": [3]}
+                     ).to_excel(root / "phenotype" / pid / "ses-01" / f"{pid}_ses-01_demographic_baseline.xlsx",
+                                index=False)
+    (root / "derivatives" / "sub-stroke0003" / "ses-02" / "sub-stroke0003_ses-02_lesion-msk.nii.gz").unlink()
+
+
+def test_isles24_ncct_mask_and_nihss(tmp_path, small_cohort):
+    root = tmp_path / "isles_2024"
+    _isles24(root, small_cohort)
+    cohort = load_dataset("isles_2024", root)
+    assert cohort.table.patient_id.tolist() == ["sub-stroke0001"]
+    assert cohort.table.nihss.tolist() == [7.0]
+    rej = cohort.rejects.set_index("patient_id")
+    assert "NIHSS at admission 'unknown' is not an NIHSS score" in rej.loc["sub-stroke0002", "problem"]
+    assert rej.loc["sub-stroke0002", "file"].endswith("demographic_baseline.xlsx")
+    assert rej.loc["sub-stroke0003", "problem"] == "no lesion mask file in this folder"
+
+
+# ---- Every manifest ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in manifest_names() if n != "synthetic"])
+def test_data_check_names_what_is_missing_in_an_empty_folder(tmp_path, name, capsys):
+    assert main(["data", "check", name, str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    layout = load_manifest(name)["layout"]
+    for expected in [*layout.get("files", []), *layout.get("globs", [])]:
+        assert f"missing: {expected}" in out
+    assert f"error: {tmp_path}" in out  # the loader says what it could not find
