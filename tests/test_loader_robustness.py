@@ -17,7 +17,6 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_rescale
 
-from stroke_lib.data import cohort as cohort_module
 from stroke_lib.data import dicom as dicom_module
 from stroke_lib.data import read_ct_series, read_nifti
 from stroke_lib.data.cohort import load_ct_series_folders, load_soop

@@ -1,10 +1,13 @@
 """Dataset manifests (``data_manifests/*.yaml``) and the check of a dataset on disk.
 
 A manifest names a dataset's source, licence, citation, modalities, size, layout, where
-its labels are, which chapters can use it and how to download it. Its ``layout`` says
-what must be present: ``files`` (each must exist), ``globs`` (each must match a file)
-and ``per_subject`` (for each folder matching ``subjects``, every ``files`` pattern with
-``{subject}`` replaced by the folder name).
+its labels are, which chapters can use it, how to download it, where it is read from by
+default (``default_location``: ``<data directory>/<name>``) and which loader reads it
+(``loader``: a function of ``stroke_lib.data``). Its ``layout`` says what must be present:
+``files`` (each must exist), ``globs`` (each must match a file) and ``per_subject`` (for
+each folder matching ``subjects``, every ``files`` pattern with ``{subject}`` replaced by
+the folder name). A BIDS dataset's ``participants`` gives the label column and each
+column's type and range, against which participants.tsv is validated.
 """
 
 from __future__ import annotations
