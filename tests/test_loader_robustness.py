@@ -457,3 +457,9 @@ def test_folder_names_become_pseudonyms(tmp_path, monkeypatch):
     assert first.rejects.patient_id.iloc[0] in set(mapping.pseudonym)
     monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "elsewhere"))  # another salt
     assert load_ct_series_folders(root, "*/CT", name="hospital").table.patient_id.iloc[0] != alias
+
+
+def test_no_uid_in_a_problem(tmp_path):
+    err = DataError(tmp_path / "x.dcm", "Invalid value for VR UI: '1.2.826.0.1.3680043.8.498.1'; "
+                    "spacing 0.5 mm, version 1.2.3")
+    assert err.problem == "Invalid value for VR UI: '<UID>'; spacing 0.5 mm, version 1.2.3"

@@ -165,7 +165,8 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
 
     Layout: ``rawdata/sub-strokecaseN/ses-0001/dwi/sub-strokecaseN_ses-0001_dwi.nii.gz``
     and ``..._adc.nii.gz``; masks in ``derivatives/sub-strokecaseN/ses-0001/
-    sub-strokecaseN_ses-0001_msk.nii.gz``. ISLES 2022 has no clinical labels.
+    sub-strokecaseN_ses-0001_msk.nii.gz``. ISLES 2022 has no clinical labels. With
+    ``validate`` an ADC on another grid than its DWI is rejected, as in ``load_soop``.
     """
     root = Path(root)
     subjects = sorted(p.name for p in (root / "rawdata").glob("sub-*") if p.is_dir())
@@ -178,7 +179,7 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
         dwi = root / "rawdata" / pid / "ses-0001" / "dwi" / f"{stem}_dwi.nii.gz"
         adc = dwi.with_name(f"{stem}_adc.nii.gz")
         mask = root / "derivatives" / pid / "ses-0001" / f"{stem}_msk.nii.gz"
-        if not col.check(pid, [dwi, adc, mask], read_nifti):
+        if not _dwi_adc_usable(col, pid, dwi, adc) or not col.check(pid, [mask], read_nifti):
             continue
         rows.append(
             {
