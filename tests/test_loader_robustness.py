@@ -463,3 +463,14 @@ def test_no_uid_in_a_problem(tmp_path):
     err = DataError(tmp_path / "x.dcm", "Invalid value for VR UI: '1.2.826.0.1.3680043.8.498.1'; "
                     "spacing 0.5 mm, version 1.2.3")
     assert err.problem == "Invalid value for VR UI: '<UID>'; spacing 0.5 mm, version 1.2.3"
+
+
+def test_one_slice_series_needs_a_positive_thickness(tmp_path):
+    files = _series(tmp_path / "CT")
+    for p in files[1:]:
+        p.unlink()
+    assert read_ct_series(tmp_path / "CT").spacing[2] == pytest.approx(STEP)
+    _edit(files[0], _set("SliceThickness", "0"))
+    with pytest.raises(DataError, match="SliceThickness 0.0 of a one-slice series") as err:
+        read_ct_series(tmp_path / "CT")
+    assert err.value.path == files[0]

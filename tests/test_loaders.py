@@ -306,3 +306,13 @@ def test_data_check_reports_participants_and_grid_problems(tmp_path, small_cohor
     (root / "participants.tsv").write_text(SOOP_HEADER + SOOP_ROWS[0] + "\n" + SOOP_ROWS[0] + "\n")
     assert main(["data", "check", "soop", str(root)]) == 1
     assert "error: " + str(root / "participants.tsv") + ": participant(s) listed more than once" in capsys.readouterr().out
+
+
+def test_soop_participants_with_bom_spaces_and_a_row_without_id(tmp_path, small_cohort):
+    root = _soop(tmp_path / "soop", small_cohort, [SOOP_ROWS[0], "\tF\t50\tw\t1\t0\t20\t3\t0\tx"], ["sub-2"])
+    tsv = root / "participants.tsv"
+    text = tsv.read_text().replace("\tnihss\t", "\tnihss \t")
+    tsv.write_bytes("\ufeff".encode() + text.replace("\n", "\r\n").encode())
+    cohort = load_soop(root)
+    assert cohort.table.patient_id.tolist() == ["sub-2"] and cohort.table.nihss.tolist() == [17.0]
+    assert cohort.rejects.problem.tolist() == ["line 3 has no participant_id"]

@@ -344,8 +344,11 @@ def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
 def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
     """Spacing (mm) along the normal; duplicates, gaps and uneven steps are errors."""
     if len(slices) == 1:
-        ds = slices[0].ds
-        return float(header_numbers(ds, slices[0].path, "SliceThickness", 1)[0]) if "SliceThickness" in ds else 1.0
+        ds, path = slices[0].ds, slices[0].path
+        thickness = float(header_numbers(ds, path, "SliceThickness", 1)[0]) if "SliceThickness" in ds else 1.0
+        if thickness <= 0:
+            raise DataError(path, f"SliceThickness {thickness} of a one-slice series must be positive")
+        return thickness
     steps = np.diff(pos)
     for i, step in enumerate(steps):
         if step < 1e-3:
