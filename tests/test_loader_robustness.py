@@ -5,6 +5,7 @@ no exception escapes a cohort loader, and the undamaged scans are all kept."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import shutil
 from pathlib import Path
@@ -178,7 +179,8 @@ DICOM_DAMAGE: dict[str, tuple[Callable[[list[Path]], Path], str]] = {
         "uneven spacing"),
     "gantry tilt": (_tilt, "gantry tilt of 15.0 degrees"),
     "one slice off the line of the others": (lambda f: _off_line(f[2]), "mm off the line"),
-    "multi-frame image": (lambda f: _multi_frame(f[1]), "multi-frame image (2 frames)"),
+    "multi-frame file among single frames": (lambda f: _multi_frame(f[1]),
+                                             "multi-frame image among other files"),
     "colour image": (lambda f: _colour(f[1]), "expected a greyscale slice"),
     "compressed, no decoder": (lambda f: _jpeg2000_without_decoder(f[0]),
                                "no decoder for it"),
@@ -250,6 +252,55 @@ def test_the_slice_off_the_line_is_named(tmp_path, index):
     assert err.value.path == files[index]
 
 
+def _enhanced(files: list[Path], dest: Path) -> Path:
+    """The single-frame series ``files`` rewritten as one multi-frame file with functional
+    groups, as an enhanced CT export lays it out (frames in reverse position order)."""
+    dss = [pydicom.dcmread(p) for p in files][::-1]
+    ds = copy.deepcopy(dss[0])
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+                    "RescaleSlope", "RescaleIntercept", "SliceThickness"):
+        delattr(ds, keyword)
+    ds.NumberOfFrames = len(dss)
+    ds.PixelData = b"".join(d.PixelData for d in dss)
+
+    def item(**groups: pydicom.Dataset) -> pydicom.Dataset:
+        out = pydicom.Dataset()
+        for name, value in groups.items():
+            setattr(out, name, pydicom.Sequence([value]))
+        return out
+
+    def element(**values: object) -> pydicom.Dataset:
+        out = pydicom.Dataset()
+        for name, value in values.items():
+            setattr(out, name, value)
+        return out
+
+    ds.SharedFunctionalGroupsSequence = pydicom.Sequence([item(
+        PlaneOrientationSequence=element(ImageOrientationPatient=dss[0].ImageOrientationPatient),
+        PixelMeasuresSequence=element(PixelSpacing=dss[0].PixelSpacing, SliceThickness=STEP),
+        PixelValueTransformationSequence=element(RescaleSlope=1, RescaleIntercept=-1024))])
+    ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence([
+        item(PlanePositionSequence=element(ImagePositionPatient=d.ImagePositionPatient)) for d in dss])
+    dest.mkdir(parents=True)
+    ds.save_as(dest / "enhanced.dcm")
+    return dest / "enhanced.dcm"
+
+
+def test_multi_frame_ct_is_read_frame_by_frame(tmp_path):
+    files = _series(tmp_path / "CT")
+    single = read_ct_series(tmp_path / "CT")
+    path = _enhanced(files, tmp_path / "MF")
+    multi = read_ct_series(tmp_path / "MF")
+    np.testing.assert_array_equal(multi.data, single.data)
+    np.testing.assert_allclose(multi.affine, single.affine, atol=1e-4)
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+    ds.save_as(path)
+    with pytest.raises(DataError, match="frame 3: ImagePositionPatient is missing") as err:
+        read_ct_series(tmp_path / "MF")
+    assert err.value.path == path
+
+
 def test_gantry_tilt_reports_the_angle_not_a_sheared_volume(tmp_path):
     files = _series(tmp_path / "CT")
     _tilt(files, 22.0)
@@ -261,7 +312,7 @@ def test_gantry_tilt_reports_the_angle_not_a_sheared_volume(tmp_path):
 def test_a_bug_in_a_reader_is_not_hidden_in_the_rejects(tmp_path, monkeypatch):
     _series(tmp_path / "a" / "CT")
 
-    def broken(path: Path, ds: pydicom.Dataset) -> None:
+    def broken(*args: object) -> None:
         raise TypeError("a bug in the project's own code")
 
     monkeypatch.setattr(dicom_module, "_geometry", broken)

@@ -10,7 +10,8 @@ Geometry is checked as dcm2niix checks it: every slice must share rows, columns,
 PixelSpacing and orientation (the odd file is named); positions must step evenly along
 the normal (gaps and duplicates named); a gantry-tilted series, whose positions drift
 in-plane from slice to slice, is rejected with its tilt angle rather than loaded onto a
-sheared grid; a multi-frame (enhanced) file is rejected. Anything wrong in a file's
+sheared grid; a multi-frame (enhanced) CT is read frame by frame from its functional
+groups. Anything wrong in a file's
 content, including a value pydicom cannot convert, raises ``DataError`` naming that file.
 No patient-identifying attribute or UID leaves this module: callers name scans by their
 own pseudonymous IDs.
@@ -173,6 +174,12 @@ def hu_plane(ds: Dataset, path: Path, fix: PixelFix | None = None) -> np.ndarray
         for a compressed transfer syntax, a multi-frame or colour image, a missing or
         zero RescaleSlope/RescaleIntercept.
     """
+    if "PixelData" not in ds:
+        raise DataError(path, "no Pixel Data: the file ends before the image (truncated?) "
+                        "or is not an image")
+    frames = _n_frames(ds, path)
+    if frames > 1:
+        raise DataError(path, f"multi-frame image ({frames} frames) where one slice was expected")
     slope, intercept = _rescale(ds, path)
     stored = _pixels(ds, path)
     if stored.ndim != 2:
@@ -213,9 +220,24 @@ class _Slice:
     ipp: np.ndarray  # (3,) mm, LPS
     spacing: np.ndarray  # (2,) mm: between rows, between columns
     shape: tuple[int, int]  # rows, columns
+    frame: int | None = None  # index in a multi-frame file
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.frame is None else f"{self.path.name} frame {self.frame + 1}"
 
 
-def _geometry(path: Path, ds: Dataset) -> _Slice:
+def _geometry(path: Path, ds: Dataset, frame: int | None = None) -> _Slice:
+    """The geometry of a slice, or of one frame of a multi-frame file."""
+    try:
+        return _slice_geometry(path, ds, frame)
+    except DataError as err:
+        if frame is None:
+            raise
+        raise DataError(err.path, f"frame {frame + 1}: {err.problem}") from err
+
+
+def _slice_geometry(path: Path, ds: Dataset, frame: int | None) -> _Slice:
     modality = ds.get("Modality", "")
     if modality != "CT":
         raise DataError(path, f"modality is {modality or 'missing'}, expected CT")
@@ -236,7 +258,9 @@ def _geometry(path: Path, ds: Dataset) -> _Slice:
         shape = (int(ds.Rows), int(ds.Columns))
     except Exception as exc:
         raise DataError(path, "Rows or Columns is missing or not a number") from exc
-    return _Slice(path, ds, iop, header_numbers(ds, path, "ImagePositionPatient", 3), spacing, shape)
+    _rescale(ds, path)
+    return _Slice(path, ds, iop, header_numbers(ds, path, "ImagePositionPatient", 3), spacing,
+                  shape, frame)
 
 
 def _consistent(slices: list[_Slice], what: str, value: Callable[[_Slice], object],
@@ -248,7 +272,7 @@ def _consistent(slices: list[_Slice], what: str, value: Callable[[_Slice], objec
         if not same(value(s), value(ref)):
             raise DataError(s.path, f"{what} {_short(value(s))} differs from {_short(value(ref))} "
                             f"of the other {counts.most_common(1)[0][1]} slice(s) of the series "
-                            f"(e.g. {ref.path.name})")
+                            f"(e.g. {ref.name})")
 
 
 def read_ct_series(
@@ -256,6 +280,10 @@ def read_ct_series(
     paths: list[Path] | None = None,
 ) -> Volume:
     """Read the single CT series in ``folder`` as a HU ``Volume`` (RAS+, mm).
+
+    The series is one file per slice, or one multi-frame (enhanced) file whose frames are
+    placed by their functional groups (``frame_headers``); either way the slices are
+    ordered by position and checked the same way.
 
     Args:
         folder: the series folder (every file under it, recursively).
@@ -267,8 +295,9 @@ def read_ct_series(
         DICOM; the folder holds more than one series; the modality is not CT; a rescale or
         geometry attribute is missing or malformed; rows, columns, PixelSpacing or
         orientation differ between slices; the gantry is tilted; two slices share a
-        position; the spacing has a gap (missing slices) or is uneven; the image is
-        multi-frame; the pixel data is truncated or compressed without a decoder.
+        position; the spacing has a gap (missing slices) or is uneven; a multi-frame file
+        lacks per-frame groups or sits among other files; the pixel data is truncated or
+        compressed without a decoder.
     """
     folder = Path(folder)
     if paths is None:
@@ -287,9 +316,16 @@ def read_ct_series(
         desc = "; ".join(f"series {ds.get('SeriesNumber', '?')} ({len(g)} files, e.g. {p.name})"
                          for g in groups.values() for p, ds in g[:1])
         raise DataError(folder, f"{len(groups)} series in one folder: {desc}; give one series")
+    frames: list[tuple[Path, Dataset, int | None]] = []
     for path, ds in datasets:
-        _rescale(ds, path)
-    slices = [_geometry(p, ds) for p, ds in datasets]
+        if _n_frames(ds, path) == 1:
+            frames.append((path, ds, None))
+        elif len(datasets) > 1:
+            raise DataError(path, "multi-frame image among other files of one series: give "
+                            "the multi-frame file alone")
+        else:
+            frames += [(path, fds, k) for k, fds in enumerate(frame_headers(ds, path))]
+    slices = [_geometry(p, ds, k) for p, ds, k in frames]
     _consistent(slices, "Rows x Columns", lambda s: s.shape, lambda a, b: a == b)
     _consistent(slices, "PixelSpacing", lambda s: s.spacing.round(4).tolist(),
                 lambda a, b: np.allclose(a, b, atol=1e-3))
@@ -304,7 +340,10 @@ def read_ct_series(
     spacing_z = _slice_spacing(slices, pos)
     _check_tilt(folder, slices, normal, pos)
 
-    planes = [hu_plane(s.ds, s.path, fix) for s in slices]
+    if slices[0].frame is None:
+        planes = [hu_plane(s.ds, s.path, fix) for s in slices]
+    else:
+        planes = _frame_planes(datasets[0][1], slices, fix)
     # pixel_array is (rows, columns); the volume's axis 0 follows columns (row cosine).
     hu = np.stack([p.T for p in planes], axis=-1)
     dr, dc = slices[0].spacing  # row spacing, column spacing
@@ -321,17 +360,25 @@ def read_ct_series(
     )
 
 
+def _frame_planes(ds: Dataset, slices: list[_Slice], fix: PixelFix | None) -> list[np.ndarray]:
+    """HU planes of the frames ``slices`` of one multi-frame file, in their order."""
+    path = slices[0].path
+    stored = _pixels(ds, path)
+    if stored.ndim != 3 or stored.shape[0] != len(slices):
+        raise DataError(path, f"expected {len(slices)} greyscale frames, pixel array has shape "
+                        f"{stored.shape}")
+    planes = []
+    for s in slices:
+        slope, intercept = _rescale(s.ds, path)
+        frame = stored[s.frame]
+        if fix is not None:
+            frame, intercept = fix(ds, frame, intercept)
+        planes.append(frame.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    return planes
+
+
 def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
-    """(RescaleSlope, RescaleIntercept) after the header checks of one slice that do not
-    need its pixels: pixel data present (else the file was cut before it), single frame,
-    rescale values usable."""
-    if "PixelData" not in ds:
-        raise DataError(path, "no Pixel Data: the file ends before the image (truncated?) "
-                        "or is not an image")
-    frames = ds.get("NumberOfFrames", 1)
-    if str(frames).strip() not in ("", "1"):
-        raise DataError(path, f"multi-frame image ({str(frames).strip()[:20]} frames): enhanced CT is "
-                        "not read; export the series as one file per slice (single-frame)")
+    """(RescaleSlope, RescaleIntercept) of a slice or frame header, checked usable."""
     for tag in ("RescaleSlope", "RescaleIntercept"):
         if tag not in ds:
             raise DataError(path, f"{tag} is missing: stored values cannot become HU")
@@ -339,6 +386,57 @@ def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
     if slope == 0:
         raise DataError(path, "RescaleSlope is 0: stored values cannot become HU")
     return slope, float(header_numbers(ds, path, "RescaleIntercept", 1)[0])
+
+
+def _n_frames(ds: Dataset, path: Path) -> int:
+    value = str(ds.get("NumberOfFrames", "1")).strip() or "1"
+    try:
+        n = int(value)
+    except ValueError:
+        raise DataError(path, f"NumberOfFrames {value[:20]!r} is not a number") from None
+    if n < 1:
+        raise DataError(path, f"NumberOfFrames is {n}")
+    return n
+
+
+#: Functional group -> the attributes a frame header takes from it (enhanced CT).
+_FRAME_GROUPS = {
+    "PlanePositionSequence": ("ImagePositionPatient",),
+    "PlaneOrientationSequence": ("ImageOrientationPatient",),
+    "PixelMeasuresSequence": ("PixelSpacing", "SliceThickness"),
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+}
+
+
+def frame_headers(ds: Dataset, path: Path) -> list[Dataset]:
+    """One header per frame of a multi-frame (enhanced) CT, with the geometry and rescale
+    of that frame taken from its per-frame functional group, else the shared one, else
+    the top level (as dcm2niix reads them).
+
+    Raises:
+        DataError naming the file when there is not one per-frame group per frame.
+    """
+    n = _n_frames(ds, path)
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    if per is None or len(per) != n:
+        raise DataError(path, f"multi-frame image ({n} frames) without one per-frame functional "
+                        "group per frame: frame positions unknown")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else Dataset()
+    headers = []
+    for item in per:
+        fds = Dataset()
+        for keyword in ("Modality", "Rows", "Columns", "GantryDetectorTilt"):
+            if keyword in ds:
+                setattr(fds, keyword, ds[keyword].value)
+        for group, keywords in _FRAME_GROUPS.items():
+            for keyword in keywords:
+                for source in (item.get(group), shared.get(group), [ds]):
+                    if source and keyword in source[0]:
+                        setattr(fds, keyword, source[0][keyword].value)
+                        break
+        headers.append(fds)
+    return headers
 
 
 def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
@@ -354,7 +452,7 @@ def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
         if step < 1e-3:
             raise DataError(
                 slices[i + 1].path,
-                f"duplicate slice position {pos[i + 1]:.2f} mm, also in {slices[i].path.name}",
+                f"duplicate slice position {pos[i + 1]:.2f} mm, also in {slices[i].name}",
             )
     spacing_z = float(np.median(steps))
     for i, step in enumerate(steps):
@@ -362,7 +460,7 @@ def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
             kind = "gap (missing slices?)" if step > spacing_z else "uneven spacing"
             raise DataError(
                 slices[i + 1].path,
-                f"{kind}: {step:.2f} mm from {slices[i].path.name}, expected {spacing_z:.2f} mm",
+                f"{kind}: {step:.2f} mm from {slices[i].name}, expected {spacing_z:.2f} mm",
             )
     return spacing_z
 
