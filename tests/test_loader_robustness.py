@@ -525,3 +525,46 @@ def test_one_slice_series_needs_a_positive_thickness(tmp_path):
     with pytest.raises(DataError, match="SliceThickness 0.0 of a one-slice series") as err:
         read_ct_series(tmp_path / "CT")
     assert err.value.path == files[0]
+
+
+def test_mixed_soop_folder_keeps_the_good_and_rejects_each_bad_one(tmp_path):
+    """Every kind of bad NIfTI or participants row in one SOOP-layout folder."""
+    rng = np.random.default_rng(3)
+    ras = np.diag([2.0, 2.0, 3.0, 1.0])
+    root = tmp_path / "soop"
+    root.mkdir()
+    good = ["sub-1", "sub-2", "sub-3"]
+    bad: dict[str, tuple[Callable[[Path], object], str]] = {
+        "sub-10": (lambda p: _truncate(p, 0.6), "truncated"),
+        "sub-11": (lambda p: _truncate(p, 0.6), "truncated"),  # written LPS, below
+        "sub-12": (lambda p: p.write_bytes(b"not an image at all"), "not a readable NIfTI file"),
+        "sub-13": (lambda p: nib.save(nib.Nifti1Image(np.full((SIDE, SIDE, 4), np.nan, np.float32),
+                                                      ras), p), "no finite voxel"),
+        "sub-14": (lambda p: _raw_nifti(p, _dwi(rng), np.diag([2.0, 0, 3, 1]), None), "singular affine"),
+        "sub-15": (lambda p: _raw_nifti(p, _dwi(rng)[:, :0], ras, None, (SIDE, 0, 4)), "empty dimension"),
+        "sub-16": (lambda p: nib.save(nib.Nifti1Image(np.stack([_dwi(rng)] * 2, -1), ras), p),
+                   "expected a 3D image"),
+        "sub-17": (lambda p: nib.save(nib.Nifti1Image(_dwi(rng)[:-1], ras), p), "differs from its DWI"),
+        "sub-18": (lambda p: p.with_name(p.name.replace("TRACE", "ADC")).unlink(), "file not found"),
+        "sub-19": (lambda p: p.unlink() or p.mkdir(), "not a readable NIfTI file"),  # a folder
+    }
+    lines = ["participant_id\tage\tnihss"]
+    for pid in [*good, *bad]:
+        victim = _soop_pair(root, pid, _dwi(rng), LPS if pid == "sub-11" else ras)
+        lines.append(f"{pid}\t70\t5")
+        if pid in bad:
+            bad[pid][0](victim)
+    lines += ["sub-20\t89+\tunknown", "sub-21\t60\t50", "sub-22\t60\t4"]  # sub-22: no folder
+    _soop_pair(root, "sub-23", _dwi(rng), ras)  # a folder without a row
+    (root / "participants.tsv").write_text("\n".join(lines) + "\n")
+    expected = {**{pid: phrase for pid, (_, phrase) in bad.items()},
+                "sub-20": "nihss 'unknown' is not a number", "sub-21": "nihss '50' is outside 0..42",
+                "sub-22": "participants.tsv row has no image folder",
+                "sub-23": "image folder has no row in participants.tsv"}
+    cohort = load_soop(root)
+    assert cohort.table.patient_id.tolist() == good
+    skipped = cohort.rejects[cohort.rejects.action == "skipped"]
+    assert sorted(skipped.patient_id) == sorted(expected)
+    for pid, problem, file in zip(skipped.patient_id, skipped.problem, skipped.file):
+        assert expected[pid] in problem, (pid, problem)
+        assert pid in file + problem, (pid, file)
