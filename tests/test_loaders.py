@@ -203,6 +203,7 @@ SOOP_ROWS = [
     "sub-6\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a",
     "sub-38\tF\t89+\tw\t1\t0\tn/a\t12\tn/a\t\"1: Large-artery atherosclerosis\"",
     "sub-40\tM\t60\tb\t1\t0\t30.1\tunknown\t2\t5: Cryptogenic Stroke",
+    "sub-41\tM\t60\tb\t1\t0\tinf\t-Infinity\t2.5\t5: Cryptogenic Stroke",
 ]
 
 
@@ -222,6 +223,12 @@ def test_soop_real_participants_table(tmp_path, small_cohort):
     assert rej.loc["sub-40", "action"] == "skipped"
     assert "sub-40" in rej.loc["sub-40", "problem"] and "'unknown'" in rej.loc["sub-40", "problem"]
     assert rej.loc["sub-6", "problem"] == "participant sub-6: nihss is empty"
+    sub41 = cohort.rejects[cohort.rejects.patient_id == "sub-41"].set_index("action").problem
+    assert sub41["skipped"] == ("participant sub-41: nihss '-Infinity' is not a number; fix the "
+                                "value or leave it n/a")
+    assert sorted(sub41["repaired"]) == [
+        "participant sub-41: bmi 'inf' is not a number; read as missing",
+        "participant sub-41: gs_rankin_6isdeath '2.5' is not a whole number; read as missing"]
     assert (rej.file == str(root / "participants.tsv")).all()
 
 

@@ -84,7 +84,8 @@ def _series_order(series: list[Path]) -> list[Path]:
             continue
         try:
             ds = read_dicom(files[0], header_only=True)
-            text = f"{folder.name} {ds.get('SeriesDescription', '')} {ds.get('ConvolutionKernel', '')}"
+            text = " ".join([folder.name, str(ds.get("SeriesDescription", "")),
+                             str(ds.get("ConvolutionKernel", ""))])
             thickness = float(ds.get("SliceThickness", np.nan))
         except (DataError, TypeError, ValueError):
             text, thickness = folder.name, np.nan

@@ -78,7 +78,8 @@ def _note_transfer_syntax(ds: Dataset) -> None:
     implicit, little = ds.original_encoding
     ds.file_meta = ds.get("file_meta") or FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = (
-        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        ImplicitVRLittleEndian if implicit
+        else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
     )
 
 
@@ -120,11 +121,12 @@ def header_numbers(ds: Dataset, path: Path, keyword: str, n: int) -> np.ndarray:
         raise DataError(path, f"{keyword} is missing")
     try:
         value = ds[keyword].value
-        items = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+        multi = isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+        items = list(value) if multi else [value]
         out = np.array([float(v) for v in items], dtype=float)
     except Exception as exc:  # malformed strings: ValueError, TypeError, decode errors
-        raise DataError(path, f"{keyword} is not {n} number(s): {_short(ds.get_item(keyword).value)}"
-                        ) from exc
+        raw = _short(ds.get_item(keyword).value)
+        raise DataError(path, f"{keyword} is not {n} number(s): {raw}") from exc
     if out.shape != (n,) or not np.all(np.isfinite(out)):
         raise DataError(path, f"{keyword} must be {n} finite number(s), found {_short(items)}")
     return out
@@ -443,9 +445,12 @@ def _slice_spacing(slices: list[_Slice], pos: np.ndarray) -> float:
     """Spacing (mm) along the normal; duplicates, gaps and uneven steps are errors."""
     if len(slices) == 1:
         ds, path = slices[0].ds, slices[0].path
-        thickness = float(header_numbers(ds, path, "SliceThickness", 1)[0]) if "SliceThickness" in ds else 1.0
+        thickness = 1.0
+        if "SliceThickness" in ds:
+            thickness = float(header_numbers(ds, path, "SliceThickness", 1)[0])
         if thickness <= 0:
-            raise DataError(path, f"SliceThickness {thickness} of a one-slice series must be positive")
+            raise DataError(path, f"SliceThickness {thickness} of a one-slice series must be "
+                            "positive")
         return thickness
     steps = np.diff(pos)
     for i, step in enumerate(steps):

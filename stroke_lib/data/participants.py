@@ -11,6 +11,7 @@ not use as reject rows (``stroke_lib.data.rejects``).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,7 @@ def _typed_cell(out: Participants, path: Path, pid: str, col: str, cell: object,
         return float("nan")
     number, note = _number(cell.strip())
     problem = ""
-    if number is None:
+    if number is None or not math.isfinite(number):
         problem = f"{col} {cell!r} is not a number"
     elif spec.get("type") == "integer" and number != int(number):
         problem = f"{col} {cell!r} is not a whole number"

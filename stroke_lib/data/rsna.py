@@ -140,7 +140,8 @@ def load_rsna_ich(root: str | Path, validate: bool = False) -> Cohort:
             continue
         if validate and col.read(sid, path, read_rsna_slice) is None:
             continue
-        rows.append({"patient_id": aliases.of(patient), "scan_id": aliases.of(scan).replace("P-", "S-"),
+        rows.append({"patient_id": aliases.of(patient),
+                     "scan_id": aliases.of(scan).replace("P-", "S-"),
                      "site": "RSNA", "modality": "CT slice", "image": str(path), "slice_id": sid,
                      "position": float(np.dot(ipp, np.cross(iop[:3], iop[3:]))),
                      **by_id.loc[sid].to_dict()})

@@ -86,7 +86,8 @@ def load_teknofest(root: str | Path, validate: bool = True) -> Cohort:
                 key = "overlay" if in_mask else kind.lstrip(".").replace("dcm", "dicom")
                 rec[key] = str(path)
     rows = []
-    for stem, rec in tqdm(sorted(slices.items()), desc="reading TEKNOFEST", unit="slice", leave=False):
+    bar = dict(desc="reading TEKNOFEST", unit="slice", leave=False)
+    for stem, rec in tqdm(sorted(slices.items()), **bar):
         pid = f"TF-{stem}"
         if rec.get("conflict"):
             continue
