@@ -22,6 +22,12 @@ from stroke_lib.data.synthetic.writers import write_ct_series
 from stroke_lib.errors import DataError
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path, monkeypatch) -> None:
+    """Pseudonym salts and maps written by these loaders go to the test's folder."""
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "data"))
+
+
 def _ct(folder: Path, seed: int, n: int = 4, side: int = 8) -> tuple[list[Path], np.ndarray]:
     """A small CT series (HU in -1000..1500) written by the embedded cohort's writer;
     returns its files in slice-position order and the HU volume (L, P, S axes)."""
