@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: A DICOM UID (dotted digits, at least five parts): never shown in a message.
+_UID = re.compile(r"\b[0-2](?:\.(?:0|[1-9]\d*)){4,}\b")
+
+
+def scrub_uids(text: str) -> str:
+    """``text`` with every DICOM UID replaced by ``<UID>``."""
+    return _UID.sub("<UID>", text)
 
 
 class DataError(ValueError):
@@ -10,10 +19,11 @@ class DataError(ValueError):
 
     Attributes:
         path: the offending file or folder.
-        problem: what is wrong with it, in words.
+        problem: what is wrong with it, in words; any DICOM UID in it (e.g. quoted from
+            a pydicom error) is replaced by ``<UID>``, so no UID reaches a page.
     """
 
     def __init__(self, path: str | Path, problem: str):
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.problem = scrub_uids(problem)
+        super().__init__(f"{self.path}: {self.problem}")

@@ -13,6 +13,7 @@ import pytest
 from stroke_lib.data import (
     faults, load_dataset, load_embedded, load_isles22, load_soop, loaders, read_ct_series, read_nifti,
 )
+from stroke_lib.__main__ import main
 from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.cohort import load_ct_series_folders
 from stroke_lib.errors import DataError
@@ -202,6 +203,7 @@ SOOP_ROWS = [
     "sub-6\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a",
     "sub-38\tF\t89+\tw\t1\t0\tn/a\t12\tn/a\t\"1: Large-artery atherosclerosis\"",
     "sub-40\tM\t60\tb\t1\t0\t30.1\tunknown\t2\t5: Cryptogenic Stroke",
+    "sub-41\tM\t60\tb\t1\t0\tinf\t-Infinity\t2.5\t5: Cryptogenic Stroke",
 ]
 
 
@@ -221,6 +223,12 @@ def test_soop_real_participants_table(tmp_path, small_cohort):
     assert rej.loc["sub-40", "action"] == "skipped"
     assert "sub-40" in rej.loc["sub-40", "problem"] and "'unknown'" in rej.loc["sub-40", "problem"]
     assert rej.loc["sub-6", "problem"] == "participant sub-6: nihss is empty"
+    sub41 = cohort.rejects[cohort.rejects.patient_id == "sub-41"].set_index("action").problem
+    assert sub41["skipped"] == ("participant sub-41: nihss '-Infinity' is not a number; fix the "
+                                "value or leave it n/a")
+    assert sorted(sub41["repaired"]) == [
+        "participant sub-41: bmi 'inf' is not a number; read as missing",
+        "participant sub-41: gs_rankin_6isdeath '2.5' is not a whole number; read as missing"]
     assert (rej.file == str(root / "participants.tsv")).all()
 
 
@@ -285,4 +293,33 @@ def test_every_manifest_loader_is_reachable():
         target = load_manifest(name)["loader"]
         if name != "synthetic" and target:
             assert names[name].__name__ == target.rsplit(".", 1)[1]
-    assert {"soop", "isles_2022", "cq500"} <= set(names)
+    assert set(names) == set(manifest_names()) - {"synthetic"}  # every dataset has a loader
+
+
+def test_data_check_reports_participants_and_grid_problems(tmp_path, small_cohort, capsys):
+    rows = [SOOP_ROWS[0], SOOP_ROWS[3], SOOP_ROWS[4]]
+    root = _soop(tmp_path / "soop", small_cohort, rows, ["sub-2", "sub-38", "sub-40", "sub-99"])
+    (root / "dataset_description.json").write_text("{}")
+    adc = root / "sub-38/dwi/sub-38_rec-ADC_dwi.nii.gz"
+    img = nib.load(adc)
+    nib.save(nib.Nifti1Image(img.get_fdata()[1:], img.affine), adc)
+    assert main(["data", "check", "soop", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "loader: 1 usable scans, 3 skipped, 1 repaired" in out
+    assert f"repaired: {root / 'participants.tsv'}: participant sub-38: age censored value '89+'" in out
+    assert "participant sub-40: nihss 'unknown' is not a number" in out
+    assert f"skipped: {root / 'sub-99'}: image folder has no row in participants.tsv" in out
+    assert f"skipped: {adc}: ADC grid (shape (63, 64" in out
+    (root / "participants.tsv").write_text(SOOP_HEADER + SOOP_ROWS[0] + "\n" + SOOP_ROWS[0] + "\n")
+    assert main(["data", "check", "soop", str(root)]) == 1
+    assert "error: " + str(root / "participants.tsv") + ": participant(s) listed more than once" in capsys.readouterr().out
+
+
+def test_soop_participants_with_bom_spaces_and_a_row_without_id(tmp_path, small_cohort):
+    root = _soop(tmp_path / "soop", small_cohort, [SOOP_ROWS[0], "\tF\t50\tw\t1\t0\t20\t3\t0\tx"], ["sub-2"])
+    tsv = root / "participants.tsv"
+    text = tsv.read_text().replace("\tnihss\t", "\tnihss \t")
+    tsv.write_bytes("\ufeff".encode() + text.replace("\n", "\r\n").encode())
+    cohort = load_soop(root)
+    assert cohort.table.patient_id.tolist() == ["sub-2"] and cohort.table.nihss.tolist() == [17.0]
+    assert cohort.rejects.problem.tolist() == ["line 3 has no participant_id"]

@@ -21,9 +21,10 @@ def test_every_manifest_is_complete():
     for name in EXPECTED:
         m = load_manifest(name)
         for key in ("title", "source", "licence", "citation", "modality", "subjects", "layout",
-                    "labels", "chapters", "download"):
+                    "labels", "chapters", "download", "default_location", "loader"):
             assert m.get(key), (name, key)
         assert m["source"]["url"]
+        assert m["default_location"].startswith("<data directory>/")
 
 
 def test_check_empty_folder_names_each_missing_file(tmp_path, capsys):

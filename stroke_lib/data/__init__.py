@@ -14,15 +14,19 @@ from typing import Callable
 
 from stroke_lib.data.cohort import (
     Cohort,
-    load_cq500,
     load_ct_series_folders,
     load_embedded,
     load_isles22,
     load_soop,
 )
+from stroke_lib.data.aisd import load_aisd
+from stroke_lib.data.cq500 import load_cq500
 from stroke_lib.data.dicom import read_ct_series
+from stroke_lib.data.isles24 import load_isles24
 from stroke_lib.data.manifests import load_manifest, manifest_names
 from stroke_lib.data.nifti import read_nifti
+from stroke_lib.data.rsna import load_rsna_ich
+from stroke_lib.data.teknofest import load_teknofest
 from stroke_lib.data.synthetic import CohortSpec, generate_cohort
 from stroke_lib.data.volume import Volume
 from stroke_lib.errors import DataError
@@ -30,7 +34,8 @@ from stroke_lib.paths import data_dir
 
 __all__ = ["Cohort", "CohortSpec", "Volume", "load_dataset", "dataset_root", "loaders",
            "read_ct_series", "read_nifti", "generate_cohort", "load_embedded", "load_soop",
-           "load_isles22", "load_cq500", "load_ct_series_folders"]
+           "load_isles22", "load_cq500", "load_ct_series_folders", "load_rsna_ich",
+           "load_teknofest", "load_aisd", "load_isles24"]
 
 _PREFIX = "stroke_lib.data."
 

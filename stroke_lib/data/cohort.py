@@ -10,6 +10,7 @@ attribute is copied into it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from stroke_lib.data.dicom import read_ct_series
 from stroke_lib.data.manifests import load_manifest
 from stroke_lib.data.nifti import read_nifti
 from stroke_lib.data.participants import id_hint, read_participants
+from stroke_lib.data.pseudonyms import Pseudonyms
 from stroke_lib.data.rejects import REJECT_COLUMNS, Collector
 from stroke_lib.data.volume import Volume
 from stroke_lib.errors import DataError
 
-__all__ = ["Cohort", "REJECT_COLUMNS", "load_soop", "load_isles22", "load_ct_series_folders", "load_cq500",
+__all__ = ["Cohort", "REJECT_COLUMNS", "load_soop", "load_isles22", "load_ct_series_folders",
            "load_embedded"]
 
 @dataclass
@@ -163,7 +165,8 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
 
     Layout: ``rawdata/sub-strokecaseN/ses-0001/dwi/sub-strokecaseN_ses-0001_dwi.nii.gz``
     and ``..._adc.nii.gz``; masks in ``derivatives/sub-strokecaseN/ses-0001/
-    sub-strokecaseN_ses-0001_msk.nii.gz``. ISLES 2022 has no clinical labels.
+    sub-strokecaseN_ses-0001_msk.nii.gz``. ISLES 2022 has no clinical labels. With
+    ``validate`` an ADC on another grid than its DWI is rejected, as in ``load_soop``.
     """
     root = Path(root)
     subjects = sorted(p.name for p in (root / "rawdata").glob("sub-*") if p.is_dir())
@@ -176,7 +179,7 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
         dwi = root / "rawdata" / pid / "ses-0001" / "dwi" / f"{stem}_dwi.nii.gz"
         adc = dwi.with_name(f"{stem}_adc.nii.gz")
         mask = root / "derivatives" / pid / "ses-0001" / f"{stem}_msk.nii.gz"
-        if not col.check(pid, [dwi, adc, mask], read_nifti):
+        if not _dwi_adc_usable(col, pid, dwi, adc) or not col.check(pid, [mask], read_nifti):
             continue
         rows.append(
             {
@@ -192,33 +195,46 @@ def load_isles22(root: str | Path, validate: bool = True) -> Cohort:
     return Cohort(pd.DataFrame(rows), col.frame(), "isles22", root)
 
 
+#: A BIDS subject label: pseudonymous by the convention, kept as it is.
+_BIDS_SUBJECT = re.compile(r"^sub-[A-Za-z0-9]+$")
+
+
 def load_ct_series_folders(
-    root: str | Path, series_glob: str = "*/*", site: str = "", validate: bool = True
+    root: str | Path, series_glob: str = "*/*", site: str = "", validate: bool = True,
+    pseudonymize: bool = True, name: str = "ct",
 ) -> Cohort:
     """Load one CT series per folder matching ``root/series_glob``.
 
-    The first path component under ``root`` is the patient ID (as in CQ500 and the
-    embedded cohort's ``sourcedata/ct/sub-X/NCCT_HEAD``).
+    The first path component under ``root`` names the patient (as in CQ500 and the
+    embedded cohort's ``sourcedata/ct/sub-X/NCCT_HEAD``). With ``pseudonymize`` a name
+    that is not a BIDS label (``sub-<alphanumerics>``) is replaced by a salted-hash
+    pseudonym (``stroke_lib.data.pseudonyms``), and so is the scan ID; the map back is
+    written under the data directory as ``pseudonyms/<name>.tsv``. The ``image`` paths
+    (and the rejects' ``file``) still name the folders: they are how the files are found,
+    so a page shows IDs, never paths, of real data.
+
+    Returns:
+        Cohort with columns ``patient_id, scan_id, site, modality, image`` (the series
+        folder).
     """
     root = Path(root)
     col = Collector(validate)
+    aliases = Pseudonyms(name) if pseudonymize else None
     rows = []
     folders = sorted(p for p in root.glob(series_glob) if p.is_dir())
     for folder in tqdm(folders, desc="reading CT series", unit="series", leave=False):
-        pid = folder.relative_to(root).parts[0]
+        rel = folder.relative_to(root)
+        pid, scan_id = rel.parts[0], f"{rel.parts[0]}_ct_{folder.name}"
+        if aliases is not None and not _BIDS_SUBJECT.match(pid):
+            pid, scan_id = aliases.of(pid), aliases.of(rel.as_posix()).replace("P-", "S-")
         if not col.check(pid, [folder], read_ct_series):
             continue
-        rows.append(
-            {
-                "patient_id": pid,
-                "scan_id": f"{pid}_ct_{folder.name}",
-                "site": site,
-                "modality": "CT",
-                "image": str(folder),
-            }
-        )
+        rows.append({"patient_id": pid, "scan_id": scan_id, "site": site, "modality": "CT",
+                     "image": str(folder)})
+    if aliases is not None and aliases.mapping:
+        aliases.save()
     return Cohort(pd.DataFrame(rows, columns=["patient_id", "scan_id", "site", "modality", "image"]),
-                  col.frame(), "ct", root)
+                  col.frame(), name, root)
 
 
 def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
@@ -230,7 +246,8 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     """
     root = Path(root)
     dwi = load_soop(root, validate=validate)
-    ct = load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD", validate=validate)
+    ct = load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD", validate=validate,
+                                pseudonymize=False)
     labels = pd.read_csv(root / "derivatives" / "labels.tsv", sep="\t", dtype={"participant_id": str})
     labels = labels.rename(columns={"participant_id": "patient_id"})
     labels["territory"] = labels["territory"].fillna("")
@@ -244,10 +261,3 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     rejects = pd.concat([dwi.rejects, ct.rejects], ignore_index=True)
     return Cohort(table, rejects, "synthetic", root)
 
-
-def load_cq500(root: str | Path, validate: bool = True) -> Cohort:
-    """Load CQ500's CT series: ``CQ500CT<N> CQ500CT<N>/Unknown Study/<series>/``."""
-    cohort = load_ct_series_folders(root, "CQ500CT*/Unknown Study/*", site="CQ500",
-                                    validate=validate)
-    cohort.name = "cq500"
-    return cohort

@@ -11,6 +11,7 @@ not use as reject rows (``stroke_lib.data.rejects``).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,9 @@ def read_participants(
             are ignored; a non-numeric value in a typed column other than ``label`` is
             read as missing and noted.
 
+    A UTF-8 byte-order mark and spaces around column names are ignored; a row without a
+    participant_id is rejected.
+
     Raises:
         DataError naming the file: missing or unreadable, no ``participant_id`` or
         ``label`` column, or duplicated participant IDs (listed).
@@ -93,16 +97,20 @@ def read_participants(
     if not path.exists():
         raise DataError(path, "participants.tsv not found")
     try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except Exception as exc:  # pandas raises several types on a malformed table
         raise DataError(path, f"cannot be read as a tab-separated table ({exc})") from exc
+    raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in ("participant_id", label) if c not in raw.columns]
     if missing:
         raise DataError(path, f"missing column(s) {missing}; found {list(raw.columns)}")
     dup = raw.participant_id[raw.participant_id.duplicated()].unique().tolist()
     if dup:
         raise DataError(path, f"participant(s) listed more than once: {dup}; keep one row each")
-    out = Participants(raw.copy())
+    no_id = raw.participant_id.str.strip() == ""
+    out = Participants(raw[~no_id].reset_index(drop=True))
+    for line in raw.index[no_id]:
+        out.rejects.append(reject("", path, f"line {line + 2} has no participant_id", "skipped"))
     table = out.table
     for col in table.columns:
         if col != "participant_id":
@@ -127,7 +135,7 @@ def _typed_cell(out: Participants, path: Path, pid: str, col: str, cell: object,
         return float("nan")
     number, note = _number(cell.strip())
     problem = ""
-    if number is None:
+    if number is None or not math.isfinite(number):
         problem = f"{col} {cell!r} is not a number"
     elif spec.get("type") == "integer" and number != int(number):
         problem = f"{col} {cell!r} is not a whole number"
