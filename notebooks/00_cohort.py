@@ -16,7 +16,7 @@
 
 # %% tags=["parameters"]
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
-dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022, cq500)
+dataset: str = "synthetic"  # or a manifest: soop, isles_2022, isles_2024, rsna_ich_2019, cq500, aisd, teknofest_2021
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
 device: str = "auto"  # "auto" | "cpu" | "cuda"
 seed: int = 0
@@ -321,7 +321,8 @@ if synthetic:
     display(rejects)
 else:
     glue("n_loaded_after_damage", "-", display=False)
-    display(cohort.rejects)
+    display(cohort.rejects.assign(file=[str(Path(f).relative_to(cohort.root)) if Path(f).is_relative_to(cohort.root)
+                                        else Path(f).name for f in cohort.rejects.file]))
 
 # %% [markdown]
 # Of the eight scans of the damaged copy, {glue:text}`n_loaded_after_damage` still load;

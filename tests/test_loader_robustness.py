@@ -568,3 +568,27 @@ def test_mixed_soop_folder_keeps_the_good_and_rejects_each_bad_one(tmp_path):
     for pid, problem, file in zip(skipped.patient_id, skipped.problem, skipped.file):
         assert expected[pid] in problem, (pid, problem)
         assert pid in file + problem, (pid, file)
+
+
+def test_a_malformed_uid_is_read_without_a_warning_that_would_print_it(tmp_path):
+    """pydicom warns about an invalid UI value and quotes it; such text must not reach a page."""
+    import warnings
+
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+
+    from stroke_lib.data.dicom import read_dicom
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = pydicom.uid.CTImageStorage
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = FileDataset(str(tmp_path / "x.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = pydicom.uid.CTImageStorage
+    ds.SeriesInstanceUID = "1.2.3.4.5"
+    ds.save_as(tmp_path / "x.dcm", enforce_file_format=True)
+    raw = (tmp_path / "x.dcm").read_bytes().replace(b"1.2.3.4.5", b"1.2.3.4x5")
+    (tmp_path / "x.dcm").write_bytes(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_dicom(tmp_path / "x.dcm").SeriesInstanceUID == "1.2.3.4x5"

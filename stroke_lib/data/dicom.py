@@ -20,6 +20,7 @@ own pseudonymous IDs.
 from __future__ import annotations
 
 import struct
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,15 @@ def read_dicom(path: str | Path, header_only: bool = False) -> Dataset:
         DataError naming the file: not DICOM, damaged, or truncated (said as such).
     """
     path = Path(path)
+    # pydicom warns about malformed values it can still read (an invalid UID, an unknown
+    # VR); the warning text quotes the value (a UID, a name) and would reach a chapter's
+    # page. The values a series needs are checked where they are used.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _read_dicom(path, header_only)
+
+
+def _read_dicom(path: Path, header_only: bool) -> Dataset:
     try:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=header_only)
