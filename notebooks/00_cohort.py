@@ -39,10 +39,11 @@ from stroke_lib.data import faults
 from stroke_lib.data.cohort import load_ct_series_folders, load_soop
 from stroke_lib.data.manifests import manifest_table
 from stroke_lib.data.synthetic import cohort_path, mirror_contrast
+from stroke_lib.data.summary import lesion_contrast
 from stroke_lib.data.synthetic.labels import model_table
 from stroke_lib.page import chapter_opening, glue_figure
 from stroke_lib.paths import data_dir
-from stroke_lib.plots import ct_windows, dwi_adc, label_distributions, paired_differences
+from stroke_lib.plots import LESION_STYLES, ct_windows, dwi_adc, label_distributions, paired_differences
 from stroke_lib.preprocess import WINDOWS
 from stroke_lib.runtime import start_run, versions
 
@@ -254,13 +255,14 @@ else:
 #
 # ## DWI and ADC
 #
-# On diffusion MRI an acute infarct is obvious: bright on the b1000 trace and dark on
-# the ADC map (restricted diffusion). An old infarct is the opposite: its tissue is gone
-# and the cavity holds CSF, dark on b1000 and bright on ADC. {numref}`fig-00-dwi` shows
-# both, with a haemorrhage. Display ranges come from the brain itself, not from the
-# volume's brightest voxels: b1000 from 0 to three times the brain's median, so normal
-# tissue is mid-grey and an acute infarct (about three times as bright) near white; ADC
-# from 0 to 2.5 times its median, so CSF is white and an acute infarct dark.
+# On diffusion MRI an acute infarct is expected bright on the b1000 trace and dark on the
+# ADC map (restricted diffusion); an old infarct the other way round on ADC, since its
+# cavity holds CSF; a haematoma mixed. The table below measures each in this cohort's
+# files, as the median of each lesion's mean over that of the rest of the brain, and
+# {numref}`fig-00-dwi` shows one subject of each. Display ranges come from the brain
+# itself, not from the volume's brightest voxels: b1000 from 0 to three times the brain's
+# median, so normal tissue is mid-grey and a lesion three times as bright near white; ADC
+# from 0 to 2.5 times its median, so CSF is white.
 
 # %%
 dwi = table[table.modality == "DWI"]
@@ -279,6 +281,13 @@ for picked, shown, focus in dwi_picks:
         mask = read_nifti(r["mask"]).data if isinstance(r.get("mask"), str) else np.zeros_like(image)
         dwi_rows.append((f"{r.patient_id} site {r.site}\n{shown}", image, adc, mask, focus))
 glue_figure("fig_dwi", dwi_adc(dwi_rows, f"DWI b1000 and ADC of {tag} subjects"))
+contrast_table = lesion_contrast(dwi, LESION_STYLES) if "mask" in dwi else pd.DataFrame()
+for name, key in (("acute infarct", "acute"), ("old infarct", "old"), ("haemorrhage", "haem")):
+    row = contrast_table.loc[name] if name in contrast_table.index and contrast_table.loc[name, "subjects"] else None
+    glue(f"dwi_{key}", f"{row['DWI b1000 / normal brain']:.2f}" if row is not None else "not measured", display=False)
+    glue(f"adc_{key}", f"{row['ADC / normal brain']:.2f}" if row is not None else "not measured", display=False)
+display(contrast_table.rename_axis(f"lesion ({tag} cohort)") if len(contrast_table) else
+        Markdown(f"{dataset} has no lesion masks: lesion contrast is not measured."))
 
 # %% [markdown]
 # ```{glue:figure} fig_dwi
@@ -290,6 +299,11 @@ glue_figure("fig_dwi", dwi_adc(dwi_rows, f"DWI b1000 and ADC of {tag} subjects")
 # (ADC in 10⁻⁶ mm²/s). Outlines: acute infarct yellow, old infarct blue, haemorrhage
 # orange. R and L mark the patient's right and left.
 # ```
+#
+# Measured over the cohort (table above), an acute infarct is {glue:text}`dwi_acute`
+# times as bright as the rest of the brain on b1000 and has {glue:text}`adc_acute` times
+# its ADC; an old infarct {glue:text}`dwi_old` and {glue:text}`adc_old`; a haemorrhage
+# {glue:text}`dwi_haem` and {glue:text}`adc_haem`.
 
 # %% [markdown]
 # ## When a scan is bad
