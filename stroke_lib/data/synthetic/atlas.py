@@ -36,6 +36,12 @@ class Atlas:
         regions: int map, 0 = none, 1..20 = ``region_names()[i - 1]``.
         territories: dict name -> bool mask (MCA_L, MCA_R, ACA_L, ..., lacunar_L, ...).
         motor, language, brainstem: bool masks of eloquent structures.
+        neglect: bool mask of the right temporo-parietal cortex (neglect, extinction).
+        cerebellum: bool mask of the cerebellar hemispheres.
+        deep_grey: bool mask of caudate, lentiform nucleus and thalamus.
+        internal_capsule: bool mask of the internal capsules (regions IC).
+        pineal, choroid: bool masks where physiological calcifications sit (pineal
+            gland; glomus of the choroid plexus in both atria).
     """
 
     affine: np.ndarray
@@ -52,6 +58,12 @@ class Atlas:
     motor: np.ndarray
     language: np.ndarray
     brainstem: np.ndarray
+    neglect: np.ndarray
+    cerebellum: np.ndarray
+    deep_grey: np.ndarray
+    internal_capsule: np.ndarray
+    pineal: np.ndarray
+    choroid: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -171,11 +183,21 @@ def load_atlas() -> Atlas:
         territories[f"lacunar_{hemi}"] = side & tissue & _ellipsoid(
             xyz, (sign * 18, -6, 4), (9, 18, 9)
         )
-    brainstem = tissue & _box(xyz, (-12, -42, -60), (12, -14, -14))
+    brainstem = tissue & _box(xyz, (-12, -42, -50), (12, -14, -14))
     territories["brainstem"] = brainstem
+    cerebellum = tissue & _box(xyz, (-55, -90, -50), (55, -44, -18)) & (np.abs(x) > 4)
+    for hemi, sign in (("L", -1), ("R", 1)):
+        territories[f"cerebellum_{hemi}"] = cerebellum & (sign * x > 4)
+    ic = np.isin(regions, [names.index("L_IC") + 1, names.index("R_IC") + 1])
+    thalamus = _ellipsoid(xyz, (-11, -18, 6), (7, 10, 7)) | _ellipsoid(xyz, (11, -18, 6), (7, 10, 7))
+    nuclei = np.isin(regions, [names.index(f"{h}_{r}") + 1 for h in HEMISPHERES for r in ("C", "L")])
+    deep_grey = tissue & (nuclei | (thalamus & ~ic))
+    pineal = _ellipsoid(xyz, (0, -33, 2), (3, 3.5, 3))
+    choroid = (_ellipsoid(xyz, (-26, -40, 14), (4, 5, 4)) | _ellipsoid(xyz, (26, -40, 14), (4, 5, 4)))
+    neglect = tissue & _box(xyz, (36, -70, 0), (72, -20, 50))
     motor = tissue & (
         (_box(xyz, (-70, -32, 38), (70, -6, 80)) & (np.abs(x) > 8))
-        | np.isin(regions, [names.index("L_IC") + 1, names.index("R_IC") + 1])
+        | ic
     )
     language = tissue & _box(xyz, (-70, -65, -12), (-36, 28, 36))
     return Atlas(
@@ -193,4 +215,10 @@ def load_atlas() -> Atlas:
         motor=motor,
         language=language,
         brainstem=brainstem,
+        neglect=neglect,
+        cerebellum=cerebellum,
+        deep_grey=deep_grey,
+        internal_capsule=ic & tissue,
+        pineal=pineal,
+        choroid=choroid,
     )
