@@ -48,14 +48,14 @@ class SiteProfile:
 SITES: dict[str, SiteProfile] = {
     "A": SiteProfile(
         name="A", fov_mm=(215.0, 235.0), n_slices=(28, 34),
-        ct_gm_hu=40.0, ct_wm_hu=27.0, ct_deep_hu=38.5, ct_noise_sd=3.0,
+        ct_gm_hu=43.0, ct_wm_hu=27.0, ct_deep_hu=38.5, ct_noise_sd=3.0,
         dwi_scale=600.0, dwi_noise_sd=0.03, bias_field=0.05,
         p_stroke_type={"none": 0.15, "ischaemic": 0.65, "haemorrhagic": 0.20},
         age_mean=68.0, lesion_log_ml_mean=float(np.log(6.0)), p_thrombolysis=0.30,
     ),
     "B": SiteProfile(
         name="B", fov_mm=(230.0, 255.0), n_slices=(31, 40),
-        ct_gm_hu=41.5, ct_wm_hu=29.0, ct_deep_hu=40.0, ct_noise_sd=4.5,
+        ct_gm_hu=44.5, ct_wm_hu=29.0, ct_deep_hu=40.0, ct_noise_sd=4.5,
         dwi_scale=900.0, dwi_noise_sd=0.05, bias_field=0.15,
         p_stroke_type={"none": 0.10, "ischaemic": 0.60, "haemorrhagic": 0.30},
         age_mean=72.0, lesion_log_ml_mean=float(np.log(10.0)), p_thrombolysis=0.20,

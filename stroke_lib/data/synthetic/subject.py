@@ -12,13 +12,14 @@ from a second generator keyed by (seed, index, in_plane).
 Scanner grid: axis 0 runs to the patient's left, axis 1 to posterior, axis 2 to superior
 (DICOM LPS order), so a DICOM slice's pixel array is ``volume[:, :, k].T``.
 
-Tissue contrast on CT (pure tissue, before partial volume and noise): cortex 40-41.5 HU,
+Tissue contrast on CT (pure tissue, before partial volume and noise): cortex 43-44.5 HU,
 white matter 27-29 HU, caudate/lentiform/thalamus 38.5-40 HU, internal capsule as white
 matter, CSF 6 HU. Aimed at: white matter about 30 HU and deep grey matter 33 HU in
 volunteers (Cala et al., AJNR 1981;2:41-7), and a normal grey-to-white matter ratio of
 about 1.2-1.4 at the basal ganglia and cortex (Torbey et al., Stroke 2000;31:2163-7;
 Metter et al., Resuscitation 2011;82:1180-5), that is a grey-white difference of about
-8-12 HU, the range usually quoted for head CT. Measured on the written files (pure-tissue
+8-12 HU, the range usually quoted for head CT (the cortex value is set above it because
+the 2 mm template's cortex is never pure at 5 mm slices). Measured on the written files (pure-tissue
 voxels of ``desc-tissue_dseg``) by ``realism.realism_table``.
 
 Early ischaemic signs (Barber et al., Lancet 2000; von Kummer et al., Radiology 2001): in
@@ -515,7 +516,7 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     tissue_seg = np.zeros(ct_hu.shape, np.uint8)
     pure = (deep < 0.2) & (ic < 0.2)
     tissue_seg[(csf > 0.85) & inside] = 1
-    tissue_seg[(gm > 0.6) & pure] = 2
+    tissue_seg[(gm > 0.6) & (csf < 0.15) & pure] = 2
     tissue_seg[(wm > 0.9) & pure] = 3
     tissue_seg[(deep > 0.8) & (tissue > 0.9)] = 4
     tissue_seg[(ic > 0.8) & (tissue > 0.9)] = 5
