@@ -176,3 +176,23 @@ def test_realism_and_baseline_tables(measured, small_cohort):
     base = baseline_table(small_cohort, measured)
     assert {"label", "baseline", "auc", "oracle", "gap"} <= set(base.columns)
     assert (base.oracle >= base.auc - 0.2).all()
+
+
+def test_midline_shift_grows_with_haematoma_volume(tmp_path):
+    from stroke_lib.data.synthetic import _write_subject
+    from stroke_lib.data.synthetic.realism import read_subject, ventricle_shift_mm
+
+    spec = CohortSpec(n_subjects=120, seed=5)
+    sites = _site_of_each(spec)
+    deep = [(i, s) for i, s in enumerate(sites)  # one location, so volume is what varies
+            if draw_clinical(np.random.default_rng([spec.seed, i]), SITES[s]).territory.startswith("deep")]
+    assert len(deep) >= 6
+    rows = []
+    for i, site in deep[:7]:
+        rec = _write_subject((i, site, spec, tmp_path))
+        s = read_subject(tmp_path, rec["participant_id"])
+        voxel_ml = abs(np.linalg.det(s.affine[:3, :3])) / 1000
+        rows.append(((s.lesion == 3).sum() * voxel_ml, ventricle_shift_mm(s, rec["territory"][-1])))
+    ml, shift = np.array(rows).T
+    assert spearmanr(ml, shift)[0] >= 0.6, rows
+    assert np.median(shift / ml) >= 0.05, rows  # mm per ml of haematoma

@@ -125,6 +125,28 @@ def infarct_grey_white(s: SubjectFiles, min_voxels: int = 3) -> tuple[float, flo
     return contrast(s.hu[inside], s.tissue[inside]), contrast(s.hu[mir][keep], s.tissue[mir][keep])
 
 
+def ventricle_shift_mm(s: SubjectFiles, lesion_side: str) -> float:
+    """Shift (mm) of the lateral ventricles' centre away from the lesion's side.
+
+    CSF voxels of ``desc-tissue_dseg`` are carried into template space by the inverse of
+    the subject's pose and those inside the central ventricle region are averaged; their
+    left-right centre is 0 in the template. Positive: shifted away from ``lesion_side``
+    ("L" or "R"); NaN without ventricle voxels.
+    """
+    pose = np.asarray(s.geometry["subject_from_template"], float)
+    idx = np.argwhere(s.tissue == 1).T
+    if idx.size == 0:
+        return float("nan")
+    world = s.affine[:3, :3] @ idx + s.affine[:3, 3:4]
+    tmpl = np.linalg.inv(pose)[:3, :3] @ world + np.linalg.inv(pose)[:3, 3:4]
+    x, y, z = tmpl
+    central = ((x / 30) ** 2 + ((y + 10) / 45) ** 2 + ((z - 12) / 22) ** 2) <= 1
+    if not central.any():
+        return float("nan")
+    centre = float(x[central].mean())
+    return -centre if lesion_side == "R" else centre
+
+
 def measure_subjects(root: Path, max_subjects: int | None = None) -> pd.DataFrame:
     """One row per subject of image measurements read from the files (HU, ADC, ml)."""
     root = Path(root)
@@ -139,6 +161,8 @@ def measure_subjects(root: Path, max_subjects: int | None = None) -> pd.DataFram
         spacing = np.sqrt((s.affine[:3, :3] ** 2).sum(0))
         deep_brain = ndimage.distance_transform_edt(s.adc > 0, sampling=spacing) > 10.0
         gw_in, gw_mirror = infarct_grey_white(s)
+        territory = str(labels.set_index("participant_id").territory.get(pid, ""))
+        side = territory[-1] if territory.endswith(("_L", "_R")) else "L"
         abnormal = dwi_abnormal(s)
         rows.append({
             "participant_id": pid,
@@ -159,6 +183,7 @@ def measure_subjects(root: Path, max_subjects: int | None = None) -> pd.DataFram
             "dwi_abnormal_outside_mask": int((abnormal & ~np.isin(s.lesion, (1, 3))).sum()),
             "brain_p995_hu": float(np.percentile(s.hu[brain], 99.5)),
             "brain_max_hu": float(s.hu[brain].max()),
+            "ventricle_shift_mm": ventricle_shift_mm(s, side),
             "calcified": bool((s.hu[deep_brain] > 100).any()),
         })
     return labels.merge(pd.DataFrame(rows), on="participant_id")
@@ -182,6 +207,9 @@ def realism_table(root: Path, measured: pd.DataFrame | None = None,
     med = lambda x: float(np.nanmedian(x))  # noqa: E731
     gw = isch.dropna(subset=["infarct_gw_hu", "mirror_gw_hu"])
     rho = spearmanr(stroke.acute_lesion_ml, stroke.nihss)[0] if len(stroke) > 2 else np.nan
+    shift = haem.dropna(subset=["ventricle_shift_mm"])
+    big = shift[shift.acute_lesion_ml >= 20]
+    rho_shift = spearmanr(shift.acute_lesion_ml, shift.ventricle_shift_mm)[0] if len(shift) > 2 else np.nan
     rows = [
         ("cortex HU", f"{med(m.cortex_hu):.1f}", "37-41", "Torbey et al., Stroke 2000 (GWR 1.2-1.4)"),
         ("white matter HU", f"{med(m.white_hu):.1f}", "about 30 (29.8-30.1)", "Cala et al., AJNR 1981"),
@@ -202,6 +230,9 @@ def realism_table(root: Path, measured: pd.DataFrame | None = None,
         ("grey-white HU inside early infarct / mirrored side",
          f"{med(gw.infarct_gw_hu):.1f} / {med(gw.mirror_gw_hu):.1f} (n={len(gw)})",
          "lower inside (loss of differentiation)", "Barber et al., Lancet 2000"),
+        ("ventricle shift away from haematoma >= 20 ml, mm",
+         f"{med(big.ventricle_shift_mm):.1f} (n={len(big)}); rho with volume {rho_shift:.2f}",
+         "about 0.1-0.2 mm per ml", "Yang et al., Neurocrit Care 2017"),
         ("DWI-abnormal voxels outside the lesion mask", f"{int(m.dwi_abnormal_outside_mask.sum())}",
          "0", "masks drawn on each image's grid"),
         ("subjects with a calcification (>100 HU, >10 mm inside the brain)", f"{m.calcified.mean():.0%}",

@@ -65,6 +65,13 @@ MASK_MIN_SHARE = 0.25
 #: choroid plexus 70% (Daghighi et al., Neurosciences 2007;12:316-9: pineal 71.6%, choroid
 #: plexus 70.2%, basal ganglia 0.9%), basal ganglia 1% (raised to 5% above 70 years).
 P_CALCIFICATION = {"pineal": 0.72, "choroid": 0.70, "basal_ganglia": 0.01}
+#: Volume that displaces brain, per ml of haematoma (the blood plus perihaematomal oedema,
+#: which reaches about the haematoma's volume within a day, less destroyed tissue) and per
+#: ml of infarct times its swelling share (``effacement``). Aimed at a midline shift of
+#: about 0.1-0.2 mm per ml of deep haematoma (a 30 ml ICH shifts the midline by ~3-5 mm;
+#: Yang et al., Neurocrit Care 2017 report shift rising with ICH volume).
+MASS_SHARE_HAEMATOMA = 1.6
+MASS_SHARE_INFARCT = 0.25
 #: Lesion mask values written to ``desc-lesion_mask``.
 LESION_LABELS = {1: "acute infarct", 2: "old infarct", 3: "haemorrhage", 4: "perihaematomal oedema"}
 #: Tissue labels written to ``desc-tissue_dseg`` (pure-tissue voxels only).
@@ -136,6 +143,8 @@ class Patient:
     skull_density: float
     dwi_boost: float
     adc_lesion: float
+    mass_centre: np.ndarray
+    mass_ml: float
 
 
 def _draw_blob(
@@ -278,6 +287,11 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
     dwi_boost = float(rng.uniform(1.2, 2.0))
     adc_lesion = float(rng.uniform(420, 560))
     bias = rng.standard_normal((3, 3, 3))
+    # Mass effect: a haematoma displaces most of its volume; an early infarct swells by a
+    # share of its volume that grows with time since onset.
+    mass_ml = (MASS_SHARE_HAEMATOMA * stats.lesion_ml if c.stroke_type == "haemorrhagic"
+               else MASS_SHARE_INFARCT * effacement * stats.lesion_ml)
+    mass_centre = np.argwhere(main).mean(0) if main.any() else np.zeros(3)
 
     record: dict[str, object] = {
         "site": site,
@@ -302,6 +316,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         "early_ct_delta_hu": round(early_delta, 2),
         "gw_loss": round(gw_loss, 3),
         "calcifications": ",".join(k for k, v in present.items() if v),
+        "mass_effect_ml": round(mass_ml, 2),
         **region_rows,
     }
     return Patient(
@@ -310,7 +325,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         elastic=elastic, bias=bias, fov=fov, n_slices=n_slices, z_bottom=z_bottom, r_vent=r_vent,
         early_delta=early_delta, gw_loss=gw_loss, effacement=effacement, haem_hu=haem_hu,
         artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density,
-        dwi_boost=dwi_boost, adc_lesion=adc_lesion,
+        dwi_boost=dwi_boost, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
     )
 
 
@@ -362,8 +377,31 @@ def _smooth_local(mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _mass_effect(coords: np.ndarray, patient: Patient, atlas: Atlas) -> np.ndarray:
+    """Pull-back coordinates (template voxels) with the patient's mass effect.
+
+    The lesion adds ``mass_ml`` of volume at ``mass_centre``; the brain around it is
+    treated as incompressible, so the point at radius r came from radius
+    (r^3 - 3 V / 4 pi)^(1/3): displacement ~ V / (4 pi r^2) far away, which compresses the
+    near ventricle and shifts the midline in proportion to the volume. The skull holds the
+    brain surface in place: the shift fades over the outer 15 mm of the brain.
+    """
+    if patient.mass_ml <= 0:
+        return coords
+    mm = float(atlas.affine[0, 0])
+    v = (coords - patient.mass_centre.reshape(3, 1, 1, 1)) * mm
+    r = np.sqrt((v**2).sum(0)) + 1e-3
+    r_src = np.cbrt(np.maximum(r**3 - 3 * patient.mass_ml * 1000 / (4 * np.pi), 0))
+    hold = np.clip(ndimage.map_coordinates(atlas.surface_dist, coords, order=1) / 15.0, 0, 1)
+    return coords - v / r * ((r - r_src) * hold / mm)
+
+
 class _Warp:
-    """Samples template-space maps on the subject's fine scanner grid."""
+    """Samples template-space maps on the subject's fine scanner grid.
+
+    ``__call__`` samples anatomy (with the mass effect); ``lesion`` samples the
+    space-occupying lesions themselves, which stay where they were drawn.
+    """
 
     def __init__(self, patient: Patient, atlas: Atlas, grid_lps_affine: np.ndarray, shape):
         # RAS = diag(-1, -1, 1) @ LPS
@@ -376,12 +414,17 @@ class _Warp:
         at = coords / (np.array(atlas.shape, np.float32).reshape(3, 1, 1, 1) - 1) * 4
         coords += np.stack([ndimage.map_coordinates(e, at, order=1, mode="nearest")
                             for e in patient.elastic])
-        self.coords = coords
+        self.lesion_coords = coords
+        self.coords = _mass_effect(coords, patient, atlas)
 
     def __call__(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
         return ndimage.map_coordinates(
             volume.astype(np.float32), self.coords, order=order, cval=cval, prefilter=False
         )
+
+    def lesion(self, volume: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(volume.astype(np.float32), self.lesion_coords, order=1,
+                                       prefilter=False)
 
 
 def _slab(volume: np.ndarray) -> np.ndarray:
@@ -443,15 +486,15 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     deep, ic = _slab(warp(smooth["deep"])), _slab(warp(smooth["ic"]))
     vessels = np.stack([_slab(warp(v)) for v in smooth["vessels"]])
     vent_d = _slab(vent_d)
-    m_acute, w_acute = _lesion_weight(_slab(warp(_smooth_local(patient.acute, sigma))))
+    m_acute, w_acute = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.acute, sigma))))
     m_old, w_old = _lesion_weight(_slab(warp(_smooth_local(patient.old, sigma))))
-    m_haem, w_haem = _lesion_weight(_slab(warp(_smooth_local(patient.haem, sigma))))
-    m_oed, w_oed = _lesion_weight(_slab(warp(_smooth_local(patient.oedema, sigma))))
+    m_haem, w_haem = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.haem, sigma))))
+    m_oed, w_oed = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.oedema, sigma))))
     calc = _slab(warp(_smooth_local(patient.calcification, sigma)))
     # A stroke lesion is never lost to partial volume: keep its fullest voxel.
     for m, w, lesion in ((m_acute, w_acute, patient.acute), (m_haem, w_haem, patient.haem)):
         if lesion.any() and not m.any():
-            share = _slab(warp(lesion.astype(np.float32)))
+            share = _slab(warp.lesion(lesion.astype(np.float32)))
             k = np.unravel_index(np.argmax(share), share.shape)
             m[k], w[k] = True, max(float(share[k]), MASK_MIN_SHARE)
     m_oed &= ~m_haem
