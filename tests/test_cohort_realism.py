@@ -196,3 +196,19 @@ def test_midline_shift_grows_with_haematoma_volume(tmp_path):
     ml, shift = np.array(rows).T
     assert spearmanr(ml, shift)[0] >= 0.6, rows
     assert np.median(shift / ml) >= 0.05, rows  # mm per ml of haematoma
+
+
+def test_haemorrhage_locations_at_literature_rates():
+    from stroke_lib.data.synthetic.population import HAEM_LOCATION_P
+
+    rng = np.random.default_rng(7)
+    clin = [draw_clinical(rng, SITES["A"]) for _ in range(6000)]
+    haem = [c for c in clin if c.stroke_type == "haemorrhagic"]
+    kinds = pd.Series([c.territory.split("_")[0] if c.territory != "brainstem_haem" else "brainstem"
+                       for c in haem]).value_counts(normalize=True)
+    for kind, p in HAEM_LOCATION_P.items():
+        assert kinds[kind] == pytest.approx(p, abs=0.04), kind
+    ivh = np.mean([c.ivh for c in haem if c.territory != "subarachnoid"])
+    assert 0.3 <= ivh <= 0.5  # Hanley 2009: ~40% of ICH
+    isch = pd.Series([c.territory.split("_")[0] for c in clin if c.stroke_type == "ischaemic"])
+    assert (isch == "cerebellum").mean() > 0.01

@@ -66,6 +66,14 @@ SITES: dict[str, SiteProfile] = {
 #: cerebellum ~3%: Tohgi et al., Stroke 1993;24:1697-701; lacunes ~20-25%).
 TERRITORY_P = {"MCA": 0.58, "ACA": 0.07, "PCA": 0.12, "lacunar": 0.15, "brainstem": 0.05,
                "cerebellum": 0.03}
+#: Haemorrhage location among haemorrhagic subjects: intracerebral (deep 50%, lobar 30%,
+#: cerebellar 10%, brainstem 6-10% of ICH: An et al., J Stroke 2017;19:3-10) and
+#: subarachnoid (about a quarter of haemorrhagic strokes in population registries; 15% here).
+HAEM_LOCATION_P = {"deep": 0.43, "lobar": 0.25, "cerebellar": 0.09, "brainstem": 0.08,
+                   "subarachnoid": 0.15}
+#: Intraventricular extension of an intracerebral haemorrhage (~40%: Hanley, Stroke
+#: 2009;40:1533-8), more often from deep than lobar bleeds.
+P_IVH = {"deep": 0.5, "lobar": 0.2, "cerebellar": 0.3, "brainstem": 0.3, "subarachnoid": 0.0}
 #: Share of reference draws for the HT intercept, as the default ``CohortSpec.sites``.
 REFERENCE_SITES = {"A": 0.7, "B": 0.3}
 
@@ -76,7 +84,10 @@ class Clinical:
 
     Attributes:
         age: years. sex: "F" / "M". stroke_type: none / ischaemic / haemorrhagic.
-        fazekas: leukoaraiosis grade 0-3. territory: e.g. "MCA_L", "deep_R", "" for none.
+        fazekas: leukoaraiosis grade 0-3. territory: e.g. "MCA_L", "cerebellum_R" (infarct),
+            "deep_R", "lobar_L", "cerebellar_R", "brainstem_haem", "subarachnoid"
+            (haemorrhage), "" for none.
+        ivh: intraventricular extension of the haemorrhage.
         lesion_ml: target volume of the acute lesion (infarct or haematoma), ml.
         hyperdense: hyperdense artery sign. thrombolysis, glucose_z, cardioembolic:
             unseen HT factors. clinical_z: unseen NIHSS factor, Normal(0, 1).
@@ -90,6 +101,7 @@ class Clinical:
     fazekas: int
     territory: str
     lesion_ml: float
+    ivh: bool
     hyperdense: bool
     thrombolysis: bool
     glucose_z: float
@@ -120,9 +132,12 @@ def draw_clinical(rng: np.random.Generator, prof: SiteProfile) -> Clinical:
     isch_ml = float(np.exp(rng.normal(np.log(0.8) if small else prof.lesion_log_ml_mean, 1.1)))
     if small:
         isch_ml = max(isch_ml, 0.25)  # a visible lacune: >= 0.25 ml (~8 mm across)
-    deep = rng.random() < 0.6
+    haem_kind = str(rng.choice(list(HAEM_LOCATION_P), p=list(HAEM_LOCATION_P.values())))
     hemi = str(rng.choice(["L", "R"]))
     haem_ml = float(np.exp(rng.normal(np.log(10.0), 0.9)))
+    if haem_kind in ("brainstem", "cerebellar"):
+        haem_ml = min(haem_ml, 12.0)
+    ivh = bool(rng.random() < P_IVH[haem_kind])
     u_hyper, u_thromb = rng.random(), rng.random()
     glucose_z, cardioembolic = float(rng.normal()), bool(rng.random() < 0.3)
     clinical_z = float(rng.normal())
@@ -134,11 +149,14 @@ def draw_clinical(rng: np.random.Generator, prof: SiteProfile) -> Clinical:
     if stroke_type == "ischaemic":
         territory, ml = isch_territory, isch_ml
     elif stroke_type == "haemorrhagic":
-        territory, ml = f"{'deep' if deep else 'lobar'}_{hemi}", haem_ml
+        ml = haem_ml
+        territory = {"brainstem": "brainstem_haem", "subarachnoid": "subarachnoid"}.get(
+            haem_kind, f"{haem_kind}_{hemi}")
     ischaemic = stroke_type == "ischaemic"
     return Clinical(
         age=age, sex=sex, stroke_type=stroke_type, fazekas=fazekas, territory=territory,
         lesion_ml=ml,
+        ivh=ivh and stroke_type == "haemorrhagic",
         hyperdense=bool(ischaemic and territory.startswith("MCA")
                         and u_hyper < min(0.15 + 0.1 * np.log1p(ml), 0.8)),
         thrombolysis=bool(ischaemic and u_thromb < prof.p_thrombolysis),

@@ -209,14 +209,17 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
     if c.stroke_type == "ischaemic":
         acute = _draw_blob(rng, atlas.territories[c.territory], c.lesion_ml)
     elif c.stroke_type == "haemorrhagic":
-        kind, hemi = c.territory.split("_")
-        allowed = atlas.territories[f"lacunar_{hemi}" if kind == "deep" else f"MCA_{hemi}"]
-        haem = _draw_blob(rng, ndimage.binary_dilation(allowed, iterations=4) & tissue,
-                          c.lesion_ml, 0.3)
+        haem = _draw_blob(rng, _haemorrhage_space(c.territory, atlas), c.lesion_ml, 0.3)
+    parenchymal = haem.copy() if c.territory != "subarachnoid" else np.zeros_like(haem)
+    if c.ivh:
+        side = -1 if c.territory.endswith("_L") else 1
+        x_mm = voxel_world(atlas.affine, atlas.shape)[0]
+        ventricle = (atlas.ventricle_dist == 0) & (side * x_mm > -2)
+        haem |= _draw_blob(rng, ventricle, float(np.exp(rng.normal(np.log(3.0), 0.7))), 0.3)
     old = np.zeros(atlas.shape, bool)
     if c.old_territory:
         old = _draw_blob(rng, atlas.territories[c.old_territory], c.old_ml) & ~acute & ~haem
-    oedema = ndimage.binary_dilation(haem, iterations=2) & ~haem & atlas.brain
+    oedema = ndimage.binary_dilation(parenchymal, iterations=2) & ~haem & tissue
 
     main = acute | haem
     stats = LesionStats(
@@ -289,9 +292,10 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
     bias = rng.standard_normal((3, 3, 3))
     # Mass effect: a haematoma displaces most of its volume; an early infarct swells by a
     # share of its volume that grows with time since onset.
-    mass_ml = (MASS_SHARE_HAEMATOMA * stats.lesion_ml if c.stroke_type == "haemorrhagic"
-               else MASS_SHARE_INFARCT * effacement * stats.lesion_ml)
-    mass_centre = np.argwhere(main).mean(0) if main.any() else np.zeros(3)
+    mass_ml = (MASS_SHARE_HAEMATOMA * float(parenchymal.sum() * VOXEL_ML)
+               if c.stroke_type == "haemorrhagic" else MASS_SHARE_INFARCT * effacement * stats.lesion_ml)
+    mass = parenchymal if c.stroke_type == "haemorrhagic" else acute
+    mass_centre = np.argwhere(mass).mean(0) if mass.any() else np.zeros(3)
 
     record: dict[str, object] = {
         "site": site,
@@ -315,6 +319,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         "onset_hours": round(c.onset_hours, 2) if c.onset_hours == c.onset_hours else c.onset_hours,
         "early_ct_delta_hu": round(early_delta, 2),
         "gw_loss": round(gw_loss, 3),
+        "intraventricular": int(c.ivh),
         "calcifications": ",".join(k for k, v in present.items() if v),
         "mass_effect_ml": round(mass_ml, 2),
         **region_rows,
@@ -327,6 +332,20 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density,
         dwi_boost=dwi_boost, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
     )
+
+
+def _haemorrhage_space(territory: str, atlas: Atlas) -> np.ndarray:
+    """Template voxels where a haemorrhage of ``territory`` may lie (bool, atlas shape)."""
+    tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
+    if territory == "subarachnoid":  # basal cisterns and Sylvian fissures
+        xyz = voxel_world(atlas.affine, atlas.shape)
+        near = np.sqrt(xyz[0] ** 2 / 2.5 + (xyz[1] - 2) ** 2 + (xyz[2] + 12) ** 2) < 40
+        return atlas.brain & (atlas.csf > 0.5) & (atlas.ventricle_dist > 4) & near
+    if territory == "brainstem_haem":
+        return atlas.brainstem
+    kind, hemi = territory.split("_")
+    allowed = {"deep": f"lacunar_{hemi}", "lobar": f"MCA_{hemi}", "cerebellar": f"cerebellum_{hemi}"}[kind]
+    return ndimage.binary_dilation(atlas.territories[allowed], iterations=4) & tissue
 
 
 def _antialias_sigma(in_plane: int, atlas: Atlas) -> float:
