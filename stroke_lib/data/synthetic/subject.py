@@ -57,6 +57,7 @@ from stroke_lib.data.synthetic.population import SITES, Clinical, draw_clinical,
 
 SLICE_MM = 5.0  # axial slice thickness of CT and DWI, as CTNet's CT (paper 001)
 SUB_SLICES = 2  # fine samples averaged into one slice
+B_VALUE = 1000.0  # s/mm^2 of the DWI trace
 VOXEL_ML = 0.008  # one 2 mm template voxel
 #: A voxel belongs to a lesion mask when the lesion fills more than this share of it; the
 #: lesion's effect on the images is zero below it.
@@ -87,7 +88,8 @@ class Subject:
     ``spacing`` is (pixel, pixel, 5.0) mm and ``origin`` the LPS position (mm) of voxel 0.
 
     Attributes:
-        ct_hu: float32 HU.  dwi, adc: float32 b1000 trace (a.u.) and ADC (1e-6 mm^2/s).
+        ct_hu: float32 HU.  dwi, adc: float32 b1000 trace (a.u., S0 exp(-b ADC) with a
+            T2-weighted S0, grey matter at the site's ``dwi_scale``) and ADC (1e-6 mm^2/s).
         lesion: uint8 ``LESION_LABELS`` (0 none).
         regions: uint8 ASPECTS-like region labels 0..20.
         tissue: uint8 ``TISSUE_LABELS`` (0 mixed or outside the brain).
@@ -141,7 +143,7 @@ class Patient:
     calc_hu: float
     skull_mm: float
     skull_density: float
-    dwi_boost: float
+    t2_rise: float
     adc_lesion: float
     mass_centre: np.ndarray
     mass_ml: float
@@ -287,7 +289,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         calcification |= _draw_blob(rng, atlas.deep_grey, 0.15)
     skull_mm = float(rng.uniform(5.0, 8.5))
     skull_density = float(rng.uniform(0.85, 1.15))
-    dwi_boost = float(rng.uniform(1.2, 2.0))
+    t2_rise = float(rng.uniform(0.02, 0.06) * onset)  # T2 of the infarct rises over hours
     adc_lesion = float(rng.uniform(420, 560))
     bias = rng.standard_normal((3, 3, 3))
     # Mass effect: a haematoma displaces most of its volume; an early infarct swells by a
@@ -330,7 +332,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         elastic=elastic, bias=bias, fov=fov, n_slices=n_slices, z_bottom=z_bottom, r_vent=r_vent,
         early_delta=early_delta, gw_loss=gw_loss, effacement=effacement, haem_hu=haem_hu,
         artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density,
-        dwi_boost=dwi_boost, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
+        t2_rise=t2_rise, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
     )
 
 
@@ -548,15 +550,20 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     noise *= prof.ct_noise_sd / (noise.std() + 1e-6)
     ct_hu = np.clip(hu + noise, -1024, 3071).astype(np.float32)
 
-    # --- DWI b1000 trace and ADC ----------------------------------------------------
-    dwi = gm * 1.0 + wm * 0.85 + csf * 0.12 + effaced * 0.9
+    # --- DWI: T2-weighted b0 and ADC, then the b1000 trace S0 * exp(-b ADC) ----------
+    # T2 shine-through follows: long-T2 tissue (old infarct, vasogenic oedema) stays
+    # brighter on the trace than its high ADC alone would make it.
+    s0 = gm * 1.0 + wm * 0.8 + csf * 2.2 + effaced * 1.0
     adc = gm * 850.0 + wm * 750.0 + csf * 3000.0 + effaced * 800.0
-    dwi = dwi * (1 + patient.dwi_boost * w_acute * (tissue > 0.5))
+    s0 = s0 * (1 + patient.t2_rise * w_acute)
     adc = adc * (1 - w_acute) + patient.adc_lesion * w_acute
-    dwi = dwi * (1 - w_old) + 0.15 * w_old
+    s0 = s0 * (1 - w_old) + 2.0 * w_old
     adc = adc * (1 - w_old) + 2500.0 * w_old
-    dwi = dwi * (1 - w_haem) + 0.45 * w_haem
+    s0 = s0 * (1 + 0.3 * w_oed)
+    adc = adc * (1 - w_oed) + 1100.0 * w_oed
+    s0 = s0 * (1 - w_haem) + 0.6 * w_haem
     adc = adc * (1 - w_haem) + 650.0 * w_haem
+    dwi = s0 * np.exp(-B_VALUE * adc * 1e-6) / np.exp(-B_VALUE * 850e-6)  # grey matter = 1
     inside = brain > 0.5
     head = np.clip(1 - (_slab(outer_d) - 3 - s) / 5, 0, 1)
     dwi = np.where(inside, dwi, 0.05 * head)
