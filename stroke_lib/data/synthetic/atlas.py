@@ -31,7 +31,11 @@ class Atlas:
         brain: brain mask (bool).
         ventricle_dist: distance to the lateral ventricles in mm (0 inside).
         surface_dist: depth below the brain surface in mm (0 outside the brain).
-        outer_dist: distance outside the brain in mm (0 inside): skull and scalp layers.
+        outer_dist: distance outside the cranial cavity in mm (0 inside): skull and scalp
+            layers. The cavity is the brain closed by 16 mm, so the gaps of the skull base
+            between temporal lobes, brainstem and cerebellum are bone, not air.
+        base_hu: HU of the skull base inside the cavity but outside the brain (bone with
+            the sphenoid sinus and mastoid air cells; orbital fat and globes), NaN elsewhere.
         vessels: (3, ...) probability of the left M1, right M1 and other large arteries.
         regions: int map, 0 = none, 1..20 = ``region_names()[i - 1]``.
         territories: dict name -> bool mask (MCA_L, MCA_R, ACA_L, ..., lacunar_L, ...).
@@ -52,6 +56,7 @@ class Atlas:
     ventricle_dist: np.ndarray
     surface_dist: np.ndarray
     outer_dist: np.ndarray
+    base_hu: np.ndarray
     vessels: np.ndarray
     regions: np.ndarray
     territories: dict[str, np.ndarray]
@@ -132,7 +137,22 @@ def load_atlas() -> Atlas:
     voxel = float(affine[0, 0])
     ventricle_dist = ndimage.distance_transform_edt(~ventricles) * voxel
     surface_dist = ndimage.distance_transform_edt(brain) * voxel
-    outer_dist = ndimage.distance_transform_edt(~brain) * voxel
+    r = np.sqrt(((np.indices((17, 17, 17)) - 8) ** 2).sum(0))
+    ball = r <= 8
+    padded = np.pad(brain, 8)
+    cavity = ndimage.binary_closing(padded, ball)[8:-8, 8:-8, 8:-8] | brain
+    cavity = ndimage.binary_fill_holes(cavity)
+    outer_dist = ndimage.distance_transform_edt(~cavity) * voxel
+    # Skull base (below the MNI origin): petrous/sphenoid bone with air cells; orbits.
+    base = cavity & ~brain & (z < 0)
+    base_hu = np.where(base, 1100.0, np.nan).astype(np.float32)
+    air = (_ellipsoid(xyz, (0, 8, -32), (11, 12, 9)) | _ellipsoid(xyz, (-46, -30, -40), (7, 11, 9))
+           | _ellipsoid(xyz, (46, -30, -40), (7, 11, 9)))
+    base_hu[base & air] = -700.0
+    orbit = _ellipsoid(xyz, (-33, 48, -32), (14, 18, 13)) | _ellipsoid(xyz, (33, 48, -32), (14, 18, 13))
+    globe = _ellipsoid(xyz, (-33, 58, -32), (11, 11, 11)) | _ellipsoid(xyz, (33, 58, -32), (11, 11, 11))
+    base_hu[~brain & orbit & (outer_dist < 14)] = -90.0
+    base_hu[~brain & globe & (outer_dist < 14)] = 15.0
 
     vessels = np.stack(
         [
@@ -209,6 +229,7 @@ def load_atlas() -> Atlas:
         ventricle_dist=ventricle_dist.astype(np.float32),
         surface_dist=surface_dist.astype(np.float32),
         outer_dist=outer_dist.astype(np.float32),
+        base_hu=base_hu,
         vessels=vessels,
         regions=regions,
         territories=territories,

@@ -502,6 +502,8 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     )
     edge = np.clip(outer_d, 0, 1)
     head_edge, head_layer = _slab(edge), _slab(layer * edge)
+    base_w = _slab(warp(np.isfinite(atlas.base_hu).astype(np.float32)))
+    base_hu = _slab(warp(np.nan_to_num(atlas.base_hu)))
 
     gm, wm, csf, brain = _slab(gm), _slab(wm), _slab(csf), _slab(brain)
     deep, ic = _slab(warp(smooth["deep"])), _slab(warp(smooth["ic"]))
@@ -546,6 +548,7 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     ) * vessel_p
     hu = hu * (1 - calc) + patient.calc_hu * calc
     hu = hu * (1 - head_edge) + head_layer
+    hu = hu * (1 - base_w) + base_hu
     noise = ndimage.gaussian_filter(rng.standard_normal(hu.shape), (0.6, 0.6, 0))
     noise *= prof.ct_noise_sd / (noise.std() + 1e-6)
     ct_hu = np.clip(hu + noise, -1024, 3071).astype(np.float32)
