@@ -152,6 +152,16 @@ def test_same_patient_at_64_and_128_pixels(tmp_path):
         (c64, ml64), (c128, ml128) = (_world_centroid(roots[n] / mask) for n in (64, 128))
         assert np.linalg.norm(c64 - c128) < 3.0, (pid, c64, c128)
         assert ml64 == pytest.approx(ml128, rel=0.25), pid
+    # acquisition, not patient: CT noise grows as pixels shrink, with FBP's texture
+    from stroke_lib.data.synthetic.realism import read_ct_ras
+
+    air = {}
+    for n, root in roots.items():
+        hu = read_ct_ras(root / "sourcedata/ct/sub-0001/NCCT_HEAD")[0]
+        corner = hu[: n // 8, : n // 8]  # air outside the head
+        air[n] = (corner.std(), np.corrcoef(corner[:-1].ravel(), corner[1:].ravel())[0, 1])
+    assert 1.2 <= air[128][0] / air[64][0] <= 1.7, air  # ~ pixel^-0.5
+    assert air[64][1] < 0.0, air  # ramp-filtered noise: neighbours anti-correlated
 
 
 def test_label_model_has_realistic_strength():

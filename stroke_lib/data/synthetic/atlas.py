@@ -34,6 +34,8 @@ class Atlas:
         outer_dist: distance outside the cranial cavity in mm (0 inside): skull and scalp
             layers. The cavity is the brain closed by 16 mm, so the gaps of the skull base
             between temporal lobes, brainstem and cerebellum are bone, not air.
+        streak: float32 in [0, 1], where beam hardening between the petrous bones darkens
+            the posterior fossa (the Hounsfield bar), soft-edged.
         base_hu: HU of the skull base inside the cavity but outside the brain (bone with
             the sphenoid sinus and mastoid air cells; orbital fat and globes), NaN elsewhere.
         vessels: (3, ...) probability of the left M1, right M1 and other large arteries.
@@ -57,6 +59,7 @@ class Atlas:
     surface_dist: np.ndarray
     outer_dist: np.ndarray
     base_hu: np.ndarray
+    streak: np.ndarray
     vessels: np.ndarray
     regions: np.ndarray
     territories: dict[str, np.ndarray]
@@ -230,6 +233,8 @@ def load_atlas() -> Atlas:
         surface_dist=surface_dist.astype(np.float32),
         outer_dist=outer_dist.astype(np.float32),
         base_hu=base_hu,
+        streak=ndimage.gaussian_filter(
+            (_ellipsoid(xyz, (0, -30, -36), (34, 4, 5)) & brain).astype(np.float32), 1.0),
         vessels=vessels,
         regions=regions,
         territories=territories,

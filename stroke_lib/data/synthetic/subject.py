@@ -58,6 +58,13 @@ from stroke_lib.data.synthetic.population import SITES, Clinical, draw_clinical,
 SLICE_MM = 5.0  # axial slice thickness of CT and DWI, as CTNet's CT (paper 001)
 SUB_SLICES = 2  # fine samples averaged into one slice
 B_VALUE = 1000.0  # s/mm^2 of the DWI trace
+#: CT noise: a site's ``ct_noise_sd`` holds at this pixel size (a 256-pixel slice); noise
+#: falls as pixel^-0.5 for coarser pixels. Filtered back-projection alone would give about
+#: pixel^-1.5 at fixed dose (Brooks & Di Chiro, Phys Med Biol 1976); the milder law keeps
+#: the smoke profile's 64-pixel images noisy enough to be a task (a documented compromise).
+NOISE_REF_PIXEL_MM = 0.9
+#: Apodisation cut-off (cycles/mm) of the soft head kernel shaping the noise texture.
+FBP_CUTOFF = 0.6
 VOXEL_ML = 0.008  # one 2 mm template voxel
 #: A voxel belongs to a lesion mask when the lesion fills more than this share of it; the
 #: lesion's effect on the images is zero below it.
@@ -143,6 +150,7 @@ class Patient:
     calc_hu: float
     skull_mm: float
     skull_density: float
+    streak_hu: float
     t2_rise: float
     adc_lesion: float
     mass_centre: np.ndarray
@@ -289,6 +297,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         calcification |= _draw_blob(rng, atlas.deep_grey, 0.15)
     skull_mm = float(rng.uniform(5.0, 8.5))
     skull_density = float(rng.uniform(0.85, 1.15))
+    streak_hu = float(rng.uniform(4.0, 12.0))
     t2_rise = float(rng.uniform(0.02, 0.06) * onset)  # T2 of the infarct rises over hours
     adc_lesion = float(rng.uniform(420, 560))
     bias = rng.standard_normal((3, 3, 3))
@@ -331,7 +340,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         calcification=calcification, leuko_texture=leuko_texture, record=record, pose=pose,
         elastic=elastic, bias=bias, fov=fov, n_slices=n_slices, z_bottom=z_bottom, r_vent=r_vent,
         early_delta=early_delta, gw_loss=gw_loss, effacement=effacement, haem_hu=haem_hu,
-        artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density,
+        artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density, streak_hu=streak_hu,
         t2_rise=t2_rise, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
     )
 
@@ -448,6 +457,22 @@ class _Warp:
                                        prefilter=False)
 
 
+def _fbp_noise(rng: np.random.Generator, shape: tuple[int, int, int], pixel: float) -> np.ndarray:
+    """Unit-SD CT noise with the texture of filtered back-projection, (X, Y, Z).
+
+    Each slice is white noise shaped by the noise power spectrum of FBP with a soft head
+    kernel: NPS(f) ~ f * Hann(f / FBP_CUTOFF) (ramp filter times apodisation), f in
+    cycles/mm up to the pixel's Nyquist frequency; slices are independent (5 mm apart).
+    """
+    fx = np.fft.fftfreq(shape[0], d=pixel)
+    fy = np.fft.fftfreq(shape[1], d=pixel)
+    f = np.sqrt(fx[:, None] ** 2 + fy[None, :] ** 2)
+    nps = f * np.where(f < FBP_CUTOFF, 0.5 * (1 + np.cos(np.pi * f / FBP_CUTOFF)), 0.0)
+    white = rng.standard_normal(shape)
+    noise = np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * np.sqrt(nps)[:, :, None], axes=(0, 1)).real
+    return noise / (noise.std() + 1e-12)
+
+
 def _slab(volume: np.ndarray) -> np.ndarray:
     """Average SUB_SLICES fine samples into one 5 mm slice along axis 2."""
     x, y, z = volume.shape
@@ -549,9 +574,11 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     hu = hu * (1 - calc) + patient.calc_hu * calc
     hu = hu * (1 - head_edge) + head_layer
     hu = hu * (1 - base_w) + base_hu
-    noise = ndimage.gaussian_filter(rng.standard_normal(hu.shape), (0.6, 0.6, 0))
-    noise *= prof.ct_noise_sd / (noise.std() + 1e-6)
-    ct_hu = np.clip(hu + noise, -1024, 3071).astype(np.float32)
+    hu -= patient.streak_hu * _slab(warp(atlas.streak))
+    inside_head = np.clip(1 - (_slab(outer_d) - s - 6.0), 0, 1)
+    noise = _fbp_noise(rng, hu.shape, pixel) * (0.6 + 0.4 * inside_head + 0.5 * base_w)
+    ct_hu = np.clip(hu + prof.ct_noise_sd * (NOISE_REF_PIXEL_MM / pixel) ** 0.5 * noise,
+                    -1024, 3071).astype(np.float32)
 
     # --- DWI: T2-weighted b0 and ADC, then the b1000 trace S0 * exp(-b ADC) ----------
     # T2 shine-through follows: long-T2 tissue (old infarct, vasogenic oedema) stays
