@@ -121,7 +121,7 @@ class Patient:
     """Everything about a subject that does not depend on the scanner grid.
 
     Template-space bool maps (atlas shape): ``acute``, ``old``, ``haem``, ``oedema``,
-    ``calcification``; ``leuko_texture`` float32 (atlas shape). ``pose`` 4 x 4 template
+    ``calcification``; ``leuko_texture`` (20, 24, 20) coarse field spanning the template. ``pose`` 4 x 4 template
     RAS -> subject RAS mm; ``elastic`` (3, 5, 5, 5) displacement in template voxels;
     ``bias`` (3, 3, 3) DWI bias field seeds. Scalars are in HU, mm or DWI units.
     """
@@ -452,6 +452,12 @@ class _Warp:
             volume.astype(np.float32), self.coords, order=order, cval=cval, prefilter=False
         )
 
+    def coarse(self, field: np.ndarray, atlas: Atlas) -> np.ndarray:
+        """Sample a coarse field whose corners are the template's corners (linear)."""
+        scale = (np.array(field.shape, np.float32) - 1) / (np.array(atlas.shape, np.float32) - 1)
+        return ndimage.map_coordinates(field, self.coords * scale.reshape(3, 1, 1, 1), order=1,
+                                       mode="nearest")
+
     def lesion(self, volume: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(volume.astype(np.float32), self.lesion_coords, order=1,
                                        prefilter=False)
@@ -507,8 +513,7 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     surf_d = warp(atlas.surface_dist)
     outer_d = warp(atlas.outer_dist, cval=99.0)
     regions_fine = warp(atlas.regions, order=0)
-    leuko_tex = ndimage.zoom(patient.leuko_texture, np.array(atlas.shape) / 20, order=1)
-    leuko_tex = _slab(warp(leuko_tex))
+    leuko_tex = _slab(warp.coarse(patient.leuko_texture, atlas))
 
     # Atrophy: ventricles widen and sulci open with age (mm of CSF added).
     r_sulci = np.clip(0.05 * (c.age - 45), 0, 3)
@@ -534,11 +539,17 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int)
     deep, ic = _slab(warp(smooth["deep"])), _slab(warp(smooth["ic"]))
     vessels = np.stack([_slab(warp(v)) for v in smooth["vessels"]])
     vent_d = _slab(vent_d)
-    m_acute, w_acute = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.acute, sigma))))
-    m_old, w_old = _lesion_weight(_slab(warp(_smooth_local(patient.old, sigma))))
-    m_haem, w_haem = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.haem, sigma))))
-    m_oed, w_oed = _lesion_weight(_slab(warp.lesion(_smooth_local(patient.oedema, sigma))))
-    calc = _slab(warp(_smooth_local(patient.calcification, sigma)))
+    def share(mask: np.ndarray, sample) -> np.ndarray:
+        """Slab share of a template mask; zeros without sampling when it is empty."""
+        if not mask.any():
+            return np.zeros(gm.shape, np.float32)
+        return _slab(sample(_smooth_local(mask, sigma)))
+
+    m_acute, w_acute = _lesion_weight(share(patient.acute, warp.lesion))
+    m_old, w_old = _lesion_weight(share(patient.old, warp))
+    m_haem, w_haem = _lesion_weight(share(patient.haem, warp.lesion))
+    m_oed, w_oed = _lesion_weight(share(patient.oedema, warp.lesion))
+    calc = share(patient.calcification, warp)
     # A stroke lesion is never lost to partial volume: keep its fullest voxel.
     for m, w, lesion in ((m_acute, w_acute, patient.acute), (m_haem, w_haem, patient.haem)):
         if lesion.any() and not m.any():
