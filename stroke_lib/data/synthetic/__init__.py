@@ -21,6 +21,11 @@ the layout of SOOP (OpenNeuro ds004889) plus a DICOM CT series per subject::
 CT and DWI of a subject share one scanner grid, so the masks fit both. A subject's
 anatomy, lesions and labels depend on (seed, subject index) only, never on ``in_plane``.
 A finished cohort is cached by its parameters and never regenerated.
+
+Modules: ``population`` (sites, clinical draws, HT intercept), ``labels`` (the label model
+and ``model_table()``), ``atlas`` (template anatomy), ``subject`` (patient draw and
+rendering), ``writers`` (DICOM, NIfTI, sidecars), ``realism`` (``realism_table`` and
+``baseline_table``, measured from the written files).
 """
 
 from __future__ import annotations

@@ -32,6 +32,15 @@ swollen tissue (sulcal effacement) by a share growing with time since onset.
 
 Every lesion effect is applied on the 5 mm slice grid with its partial-volume weight set to
 zero outside the written mask, so every abnormal voxel lies inside the mask of its grid.
+
+Also modelled: mass effect of haematomas and swelling infarcts (``_mass_effect``);
+haemorrhage in deep, lobar, cerebellar, brainstem and subarachnoid locations with
+intraventricular extension (``population.HAEM_LOCATION_P``); a head with skull base, air
+cells, orbits and scalp fat (``atlas.base_hu``); physiological calcifications
+(``P_CALCIFICATION``); CT noise with FBP texture and pixel-size dependence
+(``_fbp_noise``) and a posterior-fossa beam-hardening band; a DWI trace computed from a
+T2-weighted b0 and the ADC. Not modelled: EPI distortion and separate CT and DWI grids (the
+masks are written once and fit both images, which the loader relies on).
 """
 
 from __future__ import annotations
