@@ -88,7 +88,9 @@ def test_lesion_contrasts_against_mirrored_side(small_cohort):
         ct_diffs.append(mirror_contrast(ct.data, ct.affine, mask, geo, (15, 60)))
         n += 1
     assert n >= 3
-    assert -6.0 <= float(np.median(ct_diffs)) <= -2.0
+    # water uptake (``early_ct_delta_hu``, 2-6 HU) plus the grey matter's lost excess over
+    # white matter (``gw_loss``): a few HU more than the uniform offset alone
+    assert -10.0 <= float(np.median(ct_diffs)) <= -2.0
 
 
 def test_labels_and_oracle(small_cohort):

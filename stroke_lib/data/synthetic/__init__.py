@@ -5,15 +5,27 @@ the layout of SOOP (OpenNeuro ds004889) plus a DICOM CT series per subject::
 
     participants.tsv                       participant_id, age, sex, nihss, site
     sub-0001/dwi/sub-0001_rec-TRACE_dwi.nii.gz, sub-0001_rec-ADC_dwi.nii.gz
+    sub-0001/dwi/sub-0001_rec-TRACE_dwi.json, sub-0001_rec-ADC_dwi.json   (BIDS sidecars, units)
     sourcedata/ct/sub-0001/NCCT_HEAD/IM0001.dcm ...
-    derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz   (1 acute, 2 old, 3 haem)
+    derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz   lesion labels:
+        1 acute infarct, 2 old infarct, 3 haemorrhage, 4 perihaematomal oedema
+        (chapters count 1 and 3 as the acute lesion; 4 is new and counts as no lesion)
     derivatives/masks/sub-0001/sub-0001_desc-aspects_dseg.nii.gz  (regions 1..20)
+    derivatives/masks/sub-0001/sub-0001_desc-tissue_dseg.nii.gz   pure-tissue voxels:
+        1 CSF, 2 cortical grey, 3 white matter, 4 deep grey nuclei, 5 internal capsule
+    derivatives/masks/desc-{lesion,tissue}_dseg.tsv  the label values and their names
     derivatives/labels.tsv                 every label and its latent risk
     derivatives/geometry/sub-0001.json     subject <- template transform
-    derivatives/oracle.json                each label's oracle ceiling (AUC)
+    derivatives/oracle.json                each label's oracle ceiling (AUC; null if undefined)
 
-CT and DWI of a subject share one scanner grid, so the masks fit both. A finished
-cohort is cached by its parameters and never regenerated.
+CT and DWI of a subject share one scanner grid, so the masks fit both. A subject's
+anatomy, lesions and labels depend on (seed, subject index) only, never on ``in_plane``.
+A finished cohort is cached by its parameters and never regenerated.
+
+Modules: ``population`` (sites, clinical draws, HT intercept), ``labels`` (the label model
+and ``model_table()``), ``atlas`` (template anatomy), ``subject`` (patient draw and
+rendering), ``writers`` (DICOM, NIfTI, sidecars), ``realism`` (``realism_table`` and
+``baseline_table``, measured from the written files).
 """
 
 from __future__ import annotations
@@ -32,8 +44,20 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from stroke_lib.data.synthetic.atlas import load_atlas, region_names, voxel_world
-from stroke_lib.data.synthetic.subject import SITES, generate_subject
-from stroke_lib.data.synthetic.writers import ras_affine, write_ct_series, write_nifti
+from stroke_lib.data.synthetic.labels import HT_BASE_RATE
+from stroke_lib.data.synthetic.population import ht_intercept
+from stroke_lib.data.synthetic.subject import (
+    LESION_LABELS,
+    SITES,
+    TISSUE_LABELS,
+    generate_subject,
+)
+from stroke_lib.data.synthetic.writers import (
+    ras_affine,
+    write_ct_series,
+    write_dwi_sidecars,
+    write_nifti,
+)
 from stroke_lib.paths import data_dir
 
 __all__ = ["CohortSpec", "generate_cohort", "cohort_path", "oracle_ceilings", "mirror_voxels",
@@ -51,12 +75,16 @@ class CohortSpec:
         in_plane: pixels per side of each axial slice (64 smoke, 256 full).
         sites: site name -> share of subjects; names are keys of ``SITES``.
         seed: the cohort seed; with a subject's index it fixes every draw.
+        ht_base_rate: expected share of ischaemic subjects with haemorrhagic
+            transformation (``labels.HT_BASE_RATE``: a population rate; 0.5 mimics CTNet's
+            1:1 matched sample).
     """
 
     n_subjects: int = 120
     in_plane: int = 64
     sites: dict[str, float] = field(default_factory=lambda: {"A": 0.7, "B": 0.3})
     seed: int = 0
+    ht_base_rate: float = HT_BASE_RATE
 
     def key(self) -> str:
         """Folder name: readable parameters plus a hash of all of them."""
@@ -81,15 +109,17 @@ def _site_of_each(spec: CohortSpec) -> list[str]:
 
 def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> dict[str, object]:
     index, site, spec, root = args
-    sub = generate_subject(index, spec.seed, site, spec.in_plane, load_atlas())
+    sub = generate_subject(index, spec.seed, site, spec.in_plane, load_atlas(), spec.ht_base_rate)
     pid = f"sub-{index + 1:04d}"
     affine = ras_affine(sub.spacing, sub.origin)
     dwi_dir = root / pid / "dwi"
     write_nifti(dwi_dir / f"{pid}_rec-TRACE_dwi.nii.gz", sub.dwi, affine)
     write_nifti(dwi_dir / f"{pid}_rec-ADC_dwi.nii.gz", sub.adc, affine)
+    write_dwi_sidecars(dwi_dir, pid, site)
     masks = root / "derivatives" / "masks" / pid
     write_nifti(masks / f"{pid}_desc-lesion_mask.nii.gz", sub.lesion, affine)
     write_nifti(masks / f"{pid}_desc-aspects_dseg.nii.gz", sub.regions, affine)
+    write_nifti(masks / f"{pid}_desc-tissue_dseg.nii.gz", sub.tissue, affine)
     write_ct_series(
         root / "sourcedata" / "ct" / pid / "NCCT_HEAD",
         sub.ct_hu,
@@ -98,6 +128,8 @@ def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> dict[str, object]
         patient_id=pid,
         uid_key=f"{spec.key()}/{pid}",
         site=site,
+        age=float(sub.record["age"]),
+        sex=str(sub.record["sex"]),
     )
     geo = root / "derivatives" / "geometry" / f"{pid}.json"
     geo.parent.mkdir(parents=True, exist_ok=True)
@@ -113,12 +145,13 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score))
 
 
-def oracle_ceilings(labels: pd.DataFrame) -> dict[str, dict[str, float]]:
+def oracle_ceilings(labels: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """AUC of each label's true latent risk: the best any model could reach.
 
     Keys: ``non_minor`` (stroke subjects, NIHSS latent), ``ht`` (ischaemic subjects, true
     HT probability, which includes unseen thrombolysis), ``region_early`` (every region
-    of ischaemic subjects, true infarct share). Each has ``all`` and one entry per site.
+    of ischaemic subjects, true infarct share). Each has ``all`` and one entry per site;
+    an AUC that is undefined (one class only) is ``None`` (``null`` in JSON).
     """
     out: dict[str, dict[str, float]] = {}
     groups = {"all": labels, **{f"site {s}": g for s, g in labels.groupby("site")}}
@@ -132,7 +165,7 @@ def oracle_ceilings(labels: pd.DataFrame) -> dict[str, dict[str, float]]:
         )
         out.setdefault("ht", {})[name] = _auc(isch.ht.to_numpy(float), isch.ht_risk.to_numpy(float))
         out.setdefault("region_early", {})[name] = _auc(early.astype(float), frac)
-    return out
+    return {k: {g: (None if np.isnan(v) else v) for g, v in d.items()} for k, d in out.items()}
 
 
 def generate_cohort(
@@ -156,6 +189,7 @@ def generate_cohort(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     load_atlas()  # built once in the parent; forked workers inherit it
+    ht_intercept(spec.ht_base_rate)  # likewise the HT intercept of the base rate
     jobs = [(i, s, spec, partial) for i, s in enumerate(_site_of_each(spec))]
     workers = workers or os.cpu_count() or 1
     bar = dict(total=len(jobs), desc="embedded cohort", unit="subject", disable=not progress)
@@ -170,8 +204,12 @@ def generate_cohort(
     )
     labels.to_csv(partial / "derivatives" / "labels.tsv", sep="\t", index=False)
     (partial / "derivatives" / "oracle.json").write_text(
-        json.dumps(oracle_ceilings(labels), indent=1, sort_keys=True)
+        json.dumps(oracle_ceilings(labels), indent=1, sort_keys=True, allow_nan=False)
     )
+    for name, table in (("lesion", LESION_LABELS), ("tissue", TISSUE_LABELS)):
+        pd.DataFrame({"index": list(table), "name": list(table.values())}).to_csv(
+            partial / "derivatives" / "masks" / f"desc-{name}_dseg.tsv", sep="\t", index=False
+        )
     (partial / "dataset_description.json").write_text(
         json.dumps(
             {

@@ -31,11 +31,23 @@ class Atlas:
         brain: brain mask (bool).
         ventricle_dist: distance to the lateral ventricles in mm (0 inside).
         surface_dist: depth below the brain surface in mm (0 outside the brain).
-        outer_dist: distance outside the brain in mm (0 inside): skull and scalp layers.
+        outer_dist: distance outside the cranial cavity in mm (0 inside): skull and scalp
+            layers. The cavity is the brain closed by 16 mm, so the gaps of the skull base
+            between temporal lobes, brainstem and cerebellum are bone, not air.
+        streak: float32 in [0, 1], where beam hardening between the petrous bones darkens
+            the posterior fossa (the Hounsfield bar), soft-edged.
+        base_hu: HU of the skull base inside the cavity but outside the brain (bone with
+            the sphenoid sinus and mastoid air cells; orbital fat and globes), NaN elsewhere.
         vessels: (3, ...) probability of the left M1, right M1 and other large arteries.
         regions: int map, 0 = none, 1..20 = ``region_names()[i - 1]``.
         territories: dict name -> bool mask (MCA_L, MCA_R, ACA_L, ..., lacunar_L, ...).
         motor, language, brainstem: bool masks of eloquent structures.
+        neglect: bool mask of the right temporo-parietal cortex (neglect, extinction).
+        cerebellum: bool mask of the cerebellar hemispheres.
+        deep_grey: bool mask of caudate, lentiform nucleus and thalamus.
+        internal_capsule: bool mask of the internal capsules (regions IC).
+        pineal, choroid: bool masks where physiological calcifications sit (pineal
+            gland; glomus of the choroid plexus in both atria).
     """
 
     affine: np.ndarray
@@ -46,12 +58,20 @@ class Atlas:
     ventricle_dist: np.ndarray
     surface_dist: np.ndarray
     outer_dist: np.ndarray
+    base_hu: np.ndarray
+    streak: np.ndarray
     vessels: np.ndarray
     regions: np.ndarray
     territories: dict[str, np.ndarray]
     motor: np.ndarray
     language: np.ndarray
     brainstem: np.ndarray
+    neglect: np.ndarray
+    cerebellum: np.ndarray
+    deep_grey: np.ndarray
+    internal_capsule: np.ndarray
+    pineal: np.ndarray
+    choroid: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -120,7 +140,22 @@ def load_atlas() -> Atlas:
     voxel = float(affine[0, 0])
     ventricle_dist = ndimage.distance_transform_edt(~ventricles) * voxel
     surface_dist = ndimage.distance_transform_edt(brain) * voxel
-    outer_dist = ndimage.distance_transform_edt(~brain) * voxel
+    r = np.sqrt(((np.indices((17, 17, 17)) - 8) ** 2).sum(0))
+    ball = r <= 8
+    padded = np.pad(brain, 8)
+    cavity = ndimage.binary_closing(padded, ball)[8:-8, 8:-8, 8:-8] | brain
+    cavity = ndimage.binary_fill_holes(cavity)
+    outer_dist = ndimage.distance_transform_edt(~cavity) * voxel
+    # Skull base (below the MNI origin): petrous/sphenoid bone with air cells; orbits.
+    base = cavity & ~brain & (z < 0)
+    base_hu = np.where(base, 1100.0, np.nan).astype(np.float32)
+    air = (_ellipsoid(xyz, (0, 8, -32), (11, 12, 9)) | _ellipsoid(xyz, (-46, -30, -40), (7, 11, 9))
+           | _ellipsoid(xyz, (46, -30, -40), (7, 11, 9)))
+    base_hu[base & air] = -700.0
+    orbit = _ellipsoid(xyz, (-33, 48, -32), (14, 18, 13)) | _ellipsoid(xyz, (33, 48, -32), (14, 18, 13))
+    globe = _ellipsoid(xyz, (-33, 58, -32), (11, 11, 11)) | _ellipsoid(xyz, (33, 58, -32), (11, 11, 11))
+    base_hu[~brain & orbit & (outer_dist < 14)] = -90.0
+    base_hu[~brain & globe & (outer_dist < 14)] = 15.0
 
     vessels = np.stack(
         [
@@ -171,11 +206,21 @@ def load_atlas() -> Atlas:
         territories[f"lacunar_{hemi}"] = side & tissue & _ellipsoid(
             xyz, (sign * 18, -6, 4), (9, 18, 9)
         )
-    brainstem = tissue & _box(xyz, (-12, -42, -60), (12, -14, -14))
+    brainstem = tissue & _box(xyz, (-12, -42, -50), (12, -14, -14))
     territories["brainstem"] = brainstem
+    cerebellum = tissue & _box(xyz, (-55, -90, -50), (55, -44, -18)) & (np.abs(x) > 4)
+    for hemi, sign in (("L", -1), ("R", 1)):
+        territories[f"cerebellum_{hemi}"] = cerebellum & (sign * x > 4)
+    ic = np.isin(regions, [names.index("L_IC") + 1, names.index("R_IC") + 1])
+    thalamus = _ellipsoid(xyz, (-11, -18, 6), (7, 10, 7)) | _ellipsoid(xyz, (11, -18, 6), (7, 10, 7))
+    nuclei = np.isin(regions, [names.index(f"{h}_{r}") + 1 for h in HEMISPHERES for r in ("C", "L")])
+    deep_grey = tissue & (nuclei | (thalamus & ~ic))
+    pineal = _ellipsoid(xyz, (0, -33, 2), (3, 3.5, 3))
+    choroid = (_ellipsoid(xyz, (-26, -40, 14), (4, 5, 4)) | _ellipsoid(xyz, (26, -40, 14), (4, 5, 4)))
+    neglect = tissue & _box(xyz, (36, -70, 0), (72, -20, 50))
     motor = tissue & (
         (_box(xyz, (-70, -32, 38), (70, -6, 80)) & (np.abs(x) > 8))
-        | np.isin(regions, [names.index("L_IC") + 1, names.index("R_IC") + 1])
+        | ic
     )
     language = tissue & _box(xyz, (-70, -65, -12), (-36, 28, 36))
     return Atlas(
@@ -187,10 +232,19 @@ def load_atlas() -> Atlas:
         ventricle_dist=ventricle_dist.astype(np.float32),
         surface_dist=surface_dist.astype(np.float32),
         outer_dist=outer_dist.astype(np.float32),
+        base_hu=base_hu,
+        streak=ndimage.gaussian_filter(
+            (_ellipsoid(xyz, (0, -30, -36), (34, 4, 5)) & brain).astype(np.float32), 1.0),
         vessels=vessels,
         regions=regions,
         territories=territories,
         motor=motor,
         language=language,
         brainstem=brainstem,
+        neglect=neglect,
+        cerebellum=cerebellum,
+        deep_grey=deep_grey,
+        internal_capsule=ic & tissue,
+        pineal=pineal,
+        choroid=choroid,
     )

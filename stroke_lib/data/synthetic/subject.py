@@ -1,95 +1,99 @@
-"""One synthetic subject: anatomy, lesions, CT Hounsfield units and DWI/ADC.
+"""One synthetic subject: the patient (template space), then its CT and DWI/ADC.
 
-A subject is drawn from ``numpy.random.default_rng([seed, index])`` so it is the same
-whatever order or process generates it. Lesions are drawn in MNI template space (where
-territories are defined and volumes are exact), then every map is carried into the
-subject's scanner space by one random affine (rotation, scale, shift) plus a mild
-elastic displacement, sampled on the scanner grid and slab-averaged to 5 mm slices.
+A subject is two steps. ``draw_patient`` draws everything that makes the patient (clinical
+record, lesions in MNI template space where territories are defined and volumes exact,
+labels, head pose and shape, the scalar image parameters) from
+``numpy.random.default_rng([seed, index])`` alone, so the same (seed, index) is the same
+patient at every ``in_plane``: resolution changes the sampling, never the patient.
+``render`` samples that patient on a scanner grid (one random affine plus a mild elastic
+displacement, anti-aliased for coarse pixels, slab-averaged to 5 mm slices) and adds noise
+from a second generator keyed by (seed, index, in_plane).
 
 Scanner grid: axis 0 runs to the patient's left, axis 1 to posterior, axis 2 to superior
 (DICOM LPS order), so a DICOM slice's pixel array is ``volume[:, :, k].T``.
+
+Tissue contrast on CT (pure tissue, before partial volume and noise): cortex 43-44.5 HU,
+white matter 27-29 HU, caudate/lentiform/thalamus 38.5-40 HU, internal capsule as white
+matter, CSF 6 HU. Aimed at: white matter about 30 HU and deep grey matter 33 HU in
+volunteers (Cala et al., AJNR 1981;2:41-7), and a normal grey-to-white matter ratio of
+about 1.2-1.4 at the basal ganglia and cortex (Torbey et al., Stroke 2000;31:2163-7;
+Metter et al., Resuscitation 2011;82:1180-5), that is a grey-white difference of about
+8-12 HU, the range usually quoted for head CT (the cortex value is set above it because
+the 2 mm template's cortex is never pure at 5 mm slices). Measured on the written files (pure-tissue
+voxels of ``desc-tissue_dseg``) by ``realism.realism_table``.
+
+Early ischaemic signs (Barber et al., Lancet 2000; von Kummer et al., Radiology 2001): in
+the infarct, grey matter loses a share ``gw_loss = 1 - exp(-onset_hours / 2.5)`` of its
+excess over white matter (loss of grey-white differentiation: insular ribbon, obscured
+lentiform nucleus wherever the infarct covers them), all tissue drops by
+``early_ct_delta_hu`` (net water uptake, about 2-6 HU within 6 h, paper 004 section 2.4;
+Dzialowski et al., Stroke 2004;35:1390-5), and CSF inside the infarct is displaced by
+swollen tissue (sulcal effacement) by a share growing with time since onset.
+
+Every lesion effect is applied on the 5 mm slice grid with its partial-volume weight set to
+zero outside the written mask, so every abnormal voxel lies inside the mask of its grid.
+
+Also modelled: mass effect of haematomas and swelling infarcts (``_mass_effect``);
+haemorrhage in deep, lobar, cerebellar, brainstem and subarachnoid locations with
+intraventricular extension (``population.HAEM_LOCATION_P``); a head with skull base, air
+cells, orbits and scalp fat (``atlas.base_hu``); physiological calcifications
+(``P_CALCIFICATION``); CT noise with FBP texture and pixel-size dependence
+(``_fbp_noise``) and a posterior-fossa beam-hardening band; a DWI trace computed from a
+T2-weighted b0 and the ADC. Not modelled: EPI distortion and separate CT and DWI grids (the
+masks are written once and fit both images, which the loader relies on).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from stroke_lib.data.synthetic.atlas import Atlas, region_names, voxel_world
 from stroke_lib.data.synthetic.labels import (
+    HT_BASE_RATE,
     NIHSS_MINOR_CUTOFF,
     REGION_THRESHOLD_RANGE,
     LesionStats,
     draw_nihss,
-    ht_logit,
+    ht_slope,
+    ht_terms,
+    nihss_image_latent,
     nihss_latent,
 )
+from stroke_lib.data.synthetic.population import SITES, Clinical, draw_clinical, ht_intercept
 
 SLICE_MM = 5.0  # axial slice thickness of CT and DWI, as CTNet's CT (paper 001)
 SUB_SLICES = 2  # fine samples averaged into one slice
-
-
-@dataclass(frozen=True)
-class SiteProfile:
-    """Acquisition and population differences between sites.
-
-    Hounsfield values are in HU; ``*_noise_sd`` is the per-pixel noise after slab
-    averaging; DWI intensities are arbitrary units with grey matter at ``dwi_scale``.
-    """
-
-    name: str
-    fov_mm: tuple[float, float]
-    n_slices: tuple[int, int]
-    ct_gm_hu: float
-    ct_wm_hu: float
-    ct_noise_sd: float
-    dwi_scale: float
-    dwi_noise_sd: float
-    bias_field: float
-    p_stroke_type: dict[str, float]
-    age_mean: float
-    lesion_log_ml_mean: float
-    p_thrombolysis: float
-
-
-SITES: dict[str, SiteProfile] = {
-    "A": SiteProfile(
-        name="A",
-        fov_mm=(215.0, 235.0),
-        n_slices=(28, 34),
-        ct_gm_hu=38.0,
-        ct_wm_hu=28.0,
-        ct_noise_sd=3.0,
-        dwi_scale=600.0,
-        dwi_noise_sd=0.03,
-        bias_field=0.05,
-        p_stroke_type={"none": 0.15, "ischaemic": 0.65, "haemorrhagic": 0.20},
-        age_mean=68.0,
-        lesion_log_ml_mean=np.log(6.0),
-        p_thrombolysis=0.30,
-    ),
-    "B": SiteProfile(
-        name="B",
-        fov_mm=(230.0, 255.0),
-        n_slices=(31, 40),
-        ct_gm_hu=39.0,
-        ct_wm_hu=30.5,
-        ct_noise_sd=4.5,
-        dwi_scale=900.0,
-        dwi_noise_sd=0.05,
-        bias_field=0.15,
-        p_stroke_type={"none": 0.10, "ischaemic": 0.60, "haemorrhagic": 0.30},
-        age_mean=72.0,
-        lesion_log_ml_mean=np.log(10.0),
-        p_thrombolysis=0.20,
-    ),
-}
-
-TERRITORY_P = {"MCA": 0.6, "ACA": 0.08, "PCA": 0.12, "lacunar": 0.15, "brainstem": 0.05}
+B_VALUE = 1000.0  # s/mm^2 of the DWI trace
+#: CT noise: a site's ``ct_noise_sd`` holds at this pixel size (a 256-pixel slice); noise
+#: falls as pixel^-0.5 for coarser pixels. Filtered back-projection alone would give about
+#: pixel^-1.5 at fixed dose (Brooks & Di Chiro, Phys Med Biol 1976); the milder law keeps
+#: the smoke profile's 64-pixel images noisy enough to be a task (a documented compromise).
+NOISE_REF_PIXEL_MM = 0.9
+#: Apodisation cut-off (cycles/mm) of the soft head kernel shaping the noise texture.
+FBP_CUTOFF = 0.6
 VOXEL_ML = 0.008  # one 2 mm template voxel
+#: A voxel belongs to a lesion mask when the lesion fills more than this share of it; the
+#: lesion's effect on the images is zero below it.
+MASK_MIN_SHARE = 0.25
+#: Physiological calcifications (hyperdense mimics), probability per subject: pineal 72%,
+#: choroid plexus 70% (Daghighi et al., Neurosciences 2007;12:316-9: pineal 71.6%, choroid
+#: plexus 70.2%, basal ganglia 0.9%), basal ganglia 1% (raised to 5% above 70 years).
+P_CALCIFICATION = {"pineal": 0.72, "choroid": 0.70, "basal_ganglia": 0.01}
+#: Volume that displaces brain, per ml of haematoma (the blood plus perihaematomal oedema,
+#: which reaches about the haematoma's volume within a day, less destroyed tissue) and per
+#: ml of infarct times its swelling share (``effacement``). Aimed at a midline shift of
+#: about 0.1-0.2 mm per ml of deep haematoma (a 30 ml ICH shifts the midline by ~3-5 mm;
+#: Yang et al., Neurocrit Care 2017 report shift rising with ICH volume).
+MASS_SHARE_HAEMATOMA = 1.6
+MASS_SHARE_INFARCT = 0.25
+#: Lesion mask values written to ``desc-lesion_mask``.
+LESION_LABELS = {1: "acute infarct", 2: "old infarct", 3: "haemorrhage", 4: "perihaematomal oedema"}
+#: Tissue labels written to ``desc-tissue_dseg`` (pure-tissue voxels only).
+TISSUE_LABELS = {1: "CSF", 2: "cortical grey matter", 3: "white matter", 4: "deep grey nuclei",
+                 5: "internal capsule"}
 
 
 @dataclass
@@ -100,9 +104,11 @@ class Subject:
     ``spacing`` is (pixel, pixel, 5.0) mm and ``origin`` the LPS position (mm) of voxel 0.
 
     Attributes:
-        ct_hu: float32 HU.  dwi, adc: float32 b1000 trace (a.u.) and ADC (1e-6 mm^2/s).
-        lesion: uint8 0 none, 1 acute infarct, 2 old infarct, 3 haemorrhage.
+        ct_hu: float32 HU.  dwi, adc: float32 b1000 trace (a.u., S0 exp(-b ADC) with a
+            T2-weighted S0, grey matter at the site's ``dwi_scale``) and ADC (1e-6 mm^2/s).
+        lesion: uint8 ``LESION_LABELS`` (0 none).
         regions: uint8 ASPECTS-like region labels 0..20.
+        tissue: uint8 ``TISSUE_LABELS`` (0 mixed or outside the brain).
         record: the subject's row of the labels table.
         geometry: subject -> template mapping, for mirroring across the midline.
     """
@@ -112,10 +118,52 @@ class Subject:
     adc: np.ndarray
     lesion: np.ndarray
     regions: np.ndarray
+    tissue: np.ndarray
     spacing: tuple[float, float, float]
     origin: np.ndarray
     record: dict[str, object]
     geometry: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass
+class Patient:
+    """Everything about a subject that does not depend on the scanner grid.
+
+    Template-space bool maps (atlas shape): ``acute``, ``old``, ``haem``, ``oedema``,
+    ``calcification``; ``leuko_texture`` (20, 24, 20) coarse field spanning the template. ``pose`` 4 x 4 template
+    RAS -> subject RAS mm; ``elastic`` (3, 5, 5, 5) displacement in template voxels;
+    ``bias`` (3, 3, 3) DWI bias field seeds. Scalars are in HU, mm or DWI units.
+    """
+
+    clinical: Clinical
+    site: str
+    acute: np.ndarray
+    old: np.ndarray
+    haem: np.ndarray
+    oedema: np.ndarray
+    calcification: np.ndarray
+    leuko_texture: np.ndarray
+    record: dict[str, object]
+    pose: np.ndarray
+    elastic: np.ndarray
+    bias: np.ndarray
+    fov: float
+    n_slices: int
+    z_bottom: float
+    r_vent: float
+    early_delta: float
+    gw_loss: float
+    effacement: float
+    haem_hu: float
+    artery_hu: np.ndarray
+    calc_hu: float
+    skull_mm: float
+    skull_density: float
+    streak_hu: float
+    t2_rise: float
+    adc_lesion: float
+    mass_centre: np.ndarray
+    mass_ml: float
 
 
 def _draw_blob(
@@ -146,13 +194,6 @@ def _draw_blob(
     return blob
 
 
-def _pick_territory(rng: np.random.Generator, exclude: str = "") -> str:
-    names = [n for n in TERRITORY_P if n != exclude.split("_")[0]]
-    p = np.array([TERRITORY_P[n] for n in names])
-    kind = str(rng.choice(names, p=p / p.sum()))
-    return kind if kind == "brainstem" else f"{kind}_{rng.choice(['L', 'R'])}"
-
-
 def _pose(rng: np.random.Generator) -> np.ndarray:
     """Random rigid-plus-scale transform template (RAS mm) -> subject (RAS mm), 4 x 4."""
     rot = Rotation.from_euler(
@@ -165,100 +206,62 @@ def _pose(rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-class _Warp:
-    """Samples template-space maps on the subject's fine scanner grid."""
-
-    def __init__(self, rng, atlas: Atlas, subject_from_template, grid_lps_affine, shape):
-        # RAS = diag(-1, -1, 1) @ LPS
-        flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-        vox_from_mni = np.linalg.inv(atlas.affine)
-        m = vox_from_mni @ np.linalg.inv(subject_from_template) @ flip @ grid_lps_affine
-        coords = voxel_world(m, shape)
-        coarse = rng.normal(0, 1.0, (3, 5, 5, 5))  # mild elastic field, ~1 voxel (2 mm)
-        zoom = [s / 5 for s in shape]
-        coords += np.stack([ndimage.zoom(c, zoom, order=3) for c in coarse])[
-            (slice(None),) + tuple(slice(0, s) for s in shape)
-        ]
-        self.coords = coords
-
-    def __call__(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
-        return ndimage.map_coordinates(
-            volume.astype(np.float32), self.coords, order=order, cval=cval, prefilter=False
-        )
-
-
-def _slab(volume: np.ndarray) -> np.ndarray:
-    """Average SUB_SLICES fine samples into one 5 mm slice along axis 2."""
-    x, y, z = volume.shape
-    return volume.reshape(x, y, z // SUB_SLICES, SUB_SLICES).mean(axis=3)
-
-
-def generate_subject(
-    index: int, seed: int, site: str, in_plane: int, atlas: Atlas
-) -> Subject:
-    """Draw subject ``index`` of the cohort with ``seed`` at ``site``.
+def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
+                 ht_base_rate: float = HT_BASE_RATE) -> Patient:
+    """Draw subject ``index`` of the cohort with ``seed`` at ``site``, independent of any grid.
 
     Args:
         index: subject number (0-based); with ``seed`` it fixes every random draw.
         seed: cohort seed.
         site: key of ``SITES``.
-        in_plane: pixels per side of each axial slice.
         atlas: ``load_atlas()``.
+        ht_base_rate: expected share of ischaemic subjects with HT (``labels.HT_BASE_RATE``).
     """
     rng = np.random.default_rng([seed, index])
     prof = SITES[site]
-    age = float(np.clip(rng.normal(prof.age_mean, 12), 30, 95))
-    sex = str(rng.choice(["F", "M"]))
-    types = list(prof.p_stroke_type)
-    stroke_type = str(rng.choice(types, p=list(prof.p_stroke_type.values())))
-    fazekas = int(np.clip(np.floor((age - 55) / 12 + rng.normal(0, 0.7)), 0, 3))
+    c = draw_clinical(rng, prof)
 
     # --- lesions in template space -------------------------------------------------
+    tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
     acute = np.zeros(atlas.shape, bool)
-    old = np.zeros(atlas.shape, bool)
     haem = np.zeros(atlas.shape, bool)
-    territory = ""
-    if stroke_type == "ischaemic":
-        territory = _pick_territory(rng)
-        small = territory.startswith(("lacunar", "brainstem"))
-        ml = float(np.exp(rng.normal(np.log(0.8) if small else prof.lesion_log_ml_mean, 1.1)))
-        acute = _draw_blob(rng, atlas.territories[territory], ml)
-    elif stroke_type == "haemorrhagic":
-        deep = rng.random() < 0.6
-        hemi = str(rng.choice(["L", "R"]))
-        allowed = atlas.territories[f"lacunar_{hemi}" if deep else f"MCA_{hemi}"]
-        territory = f"{'deep' if deep else 'lobar'}_{hemi}"
-        ml = float(np.exp(rng.normal(np.log(10.0), 0.9)))
-        tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
-        haem = _draw_blob(rng, ndimage.binary_dilation(allowed, iterations=4) & tissue, ml, 0.3)
-    if rng.random() < (0.25 if stroke_type == "ischaemic" else 0.1):
-        old_territory = _pick_territory(rng, exclude=territory)
-        old = _draw_blob(rng, atlas.territories[old_territory], float(np.exp(rng.normal(0.8, 0.8))))
-        old &= ~acute & ~haem
-    oedema = ndimage.binary_dilation(haem, iterations=2) & ~haem & atlas.brain
-    hyperdense = bool(
-        stroke_type == "ischaemic"
-        and territory.startswith("MCA")
-        and rng.random() < min(0.15 + 0.1 * np.log1p(acute.sum() * VOXEL_ML), 0.8)
-    )
+    if c.stroke_type == "ischaemic":
+        acute = _draw_blob(rng, atlas.territories[c.territory], c.lesion_ml)
+    elif c.stroke_type == "haemorrhagic":
+        haem = _draw_blob(rng, _haemorrhage_space(c.territory, atlas), c.lesion_ml, 0.3)
+    parenchymal = haem.copy() if c.territory != "subarachnoid" else np.zeros_like(haem)
+    if c.ivh:
+        side = -1 if c.territory.endswith("_L") else 1
+        x_mm = voxel_world(atlas.affine, atlas.shape)[0]
+        ventricle = (atlas.ventricle_dist == 0) & (side * x_mm > -2)
+        haem |= _draw_blob(rng, ventricle, float(np.exp(rng.normal(np.log(3.0), 0.7))), 0.3)
+    old = np.zeros(atlas.shape, bool)
+    if c.old_territory:
+        old = _draw_blob(rng, atlas.territories[c.old_territory], c.old_ml) & ~acute & ~haem
+    oedema = ndimage.binary_dilation(parenchymal, iterations=2) & ~haem & tissue
 
     main = acute | haem
     stats = LesionStats(
         lesion_ml=float(main.sum() * VOXEL_ML),
         motor_ml=float((main & atlas.motor).sum() * VOXEL_ML),
         language_ml=float((main & atlas.language).sum() * VOXEL_ML),
+        neglect_ml=float((main & atlas.neglect).sum() * VOXEL_ML),
         brainstem_ml=float((main & atlas.brainstem).sum() * VOXEL_ML),
-        hyperdense_artery=hyperdense,
-        fazekas=fazekas,
-        age=age,
+        cerebellum_ml=float((main & atlas.cerebellum).sum() * VOXEL_ML),
+        hyperdense_artery=c.hyperdense,
+        fazekas=c.fazekas,
+        age=c.age,
     )
-    latent = nihss_latent(stats, stroke_type != "none")
+    stroke = c.stroke_type != "none"
+    latent = nihss_latent(stats, stroke, c.clinical_z)
     nihss = draw_nihss(rng, latent)
-    thrombolysis = bool(stroke_type == "ischaemic" and rng.random() < prof.p_thrombolysis)
+    u_ht = rng.random()
     ht_risk, ht = float("nan"), float("nan")
-    if stroke_type == "ischaemic":
-        ht_risk = float(1 / (1 + np.exp(-ht_logit(stats, thrombolysis))))
-        ht = float(rng.random() < ht_risk)
+    if c.stroke_type == "ischaemic":
+        terms = ht_terms(stats.lesion_ml, c.hyperdense, c.fazekas, c.age, c.thrombolysis,
+                         c.glucose_z, c.cardioembolic)
+        ht_risk = float(1 / (1 + np.exp(-(ht_intercept(ht_base_rate) + ht_slope(terms)))))
+        ht = float(u_ht < ht_risk)
 
     threshold = rng.uniform(*REGION_THRESHOLD_RANGE)
     region_rows: dict[str, object] = {}
@@ -271,85 +274,352 @@ def generate_subject(
         region_rows[f"region_{name}"] = state
         region_rows[f"region_frac_{name}"] = round(frac_acute, 4)
 
-    # --- scanner geometry and warp --------------------------------------------------
-    fov = rng.uniform(*prof.fov_mm)
-    pixel = fov / in_plane
+    # --- head, scanner placement and image parameters (all grid-free) -----------------
+    fov = float(rng.uniform(*prof.fov_mm))
     n_slices = int(rng.integers(prof.n_slices[0], prof.n_slices[1] + 1))
-    z_centre = rng.normal(12.0, 6.0)
-    dz = SLICE_MM / SUB_SLICES
-    z0 = z_centre - (n_slices * SLICE_MM) / 2 + dz / 2
-    grid = np.diag([pixel, pixel, dz, 1.0])
-    grid[:3, 3] = [-fov / 2 + pixel / 2, -fov / 2 + pixel / 2 + 10.0, z0]
-    shape = (in_plane, in_plane, n_slices * SUB_SLICES)
+    z_bottom = float(rng.uniform(-66.0, -58.0))  # lowest slice below the brainstem lesions
     pose = _pose(rng)
-    warp = _Warp(rng, atlas, pose, grid, shape)
+    elastic = rng.normal(0, 1.0, (3, 5, 5, 5))  # mild elastic field, ~1 voxel (2 mm)
+    r_vent = float(np.clip(0.09 * (c.age - 45), 0, 5) + rng.uniform(0, 1))
+    leuko_texture = rng.standard_normal((20, 24, 20))
+    onset = c.onset_hours if c.stroke_type == "ischaemic" else 0.0
+    early_delta = float(np.clip(1.5 + 0.75 * onset + rng.normal(0, 0.5), 1.5, 7.0))
+    gw_loss = float(1 - np.exp(-onset / 2.5))
+    effacement = float(np.clip(0.12 * onset, 0, 0.7))
+    haem_hu = float(rng.uniform(55, 85))
+    artery_hu = np.full(3, 42.0)
+    hyper_hu = rng.uniform(62, 75)
+    if c.hyperdense:
+        artery_hu[0 if c.territory.endswith("L") else 1] = hyper_hu
+    u_calc = rng.random(3)
+    calc_hu = float(rng.uniform(150, 400))
+    calcification = np.zeros(atlas.shape, bool)
+    p_bg = P_CALCIFICATION["basal_ganglia"] * (5 if c.age > 70 else 1)
+    present = {"pineal": u_calc[0] < P_CALCIFICATION["pineal"],
+               "choroid": u_calc[1] < P_CALCIFICATION["choroid"],
+               "basal_ganglia": u_calc[2] < p_bg}
+    if present["pineal"]:
+        calcification |= atlas.pineal
+    if present["choroid"]:
+        calcification |= atlas.choroid
+    if present["basal_ganglia"]:
+        calcification |= _draw_blob(rng, atlas.deep_grey, 0.15)
+    skull_mm = float(rng.uniform(5.0, 8.5))
+    skull_density = float(rng.uniform(0.85, 1.15))
+    streak_hu = float(rng.uniform(4.0, 12.0))
+    t2_rise = float(rng.uniform(0.02, 0.06) * onset)  # T2 of the infarct rises over hours
+    adc_lesion = float(rng.uniform(420, 560))
+    bias = rng.standard_normal((3, 3, 3))
+    # Mass effect: a haematoma displaces most of its volume; an early infarct swells by a
+    # share of its volume that grows with time since onset.
+    mass_ml = (MASS_SHARE_HAEMATOMA * float(parenchymal.sum() * VOXEL_ML)
+               if c.stroke_type == "haemorrhagic" else MASS_SHARE_INFARCT * effacement * stats.lesion_ml)
+    mass = parenchymal if c.stroke_type == "haemorrhagic" else acute
+    mass_centre = np.argwhere(mass).mean(0) if mass.any() else np.zeros(3)
 
-    gm, wm, csf = warp(atlas.gm), warp(atlas.wm), warp(atlas.csf)
-    brain = warp(atlas.brain.astype(np.float32))
+    record: dict[str, object] = {
+        "site": site,
+        "age": round(c.age, 1),
+        "sex": c.sex,
+        "stroke_type": c.stroke_type,
+        "territory": c.territory,
+        "lesion_volume_ml": round(stats.lesion_ml, 2),
+        "old_infarct_ml": round(float(old.sum() * VOXEL_ML), 2),
+        "nihss": nihss,
+        "nihss_latent": round(latent, 3),
+        "nihss_image_latent": round(nihss_image_latent(stats, stroke), 3),
+        "severity": "minor" if nihss <= NIHSS_MINOR_CUTOFF else "non-minor",
+        "hyperdense_artery": int(c.hyperdense),
+        "fazekas": c.fazekas,
+        "thrombolysis": int(c.thrombolysis),
+        "glucose_z": round(c.glucose_z, 3),
+        "cardioembolic": int(c.cardioembolic),
+        "ht": ht,
+        "ht_risk": round(ht_risk, 4) if ht_risk == ht_risk else ht_risk,
+        "onset_hours": round(c.onset_hours, 2) if c.onset_hours == c.onset_hours else c.onset_hours,
+        "early_ct_delta_hu": round(early_delta, 2),
+        "gw_loss": round(gw_loss, 3),
+        "intraventricular": int(c.ivh),
+        "calcifications": ",".join(k for k, v in present.items() if v),
+        "mass_effect_ml": round(mass_ml, 2),
+        **region_rows,
+    }
+    return Patient(
+        clinical=c, site=site, acute=acute, old=old, haem=haem, oedema=oedema,
+        calcification=calcification, leuko_texture=leuko_texture, record=record, pose=pose,
+        elastic=elastic, bias=bias, fov=fov, n_slices=n_slices, z_bottom=z_bottom, r_vent=r_vent,
+        early_delta=early_delta, gw_loss=gw_loss, effacement=effacement, haem_hu=haem_hu,
+        artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density, streak_hu=streak_hu,
+        t2_rise=t2_rise, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
+    )
+
+
+def _haemorrhage_space(territory: str, atlas: Atlas) -> np.ndarray:
+    """Template voxels where a haemorrhage of ``territory`` may lie (bool, atlas shape)."""
+    tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
+    if territory == "subarachnoid":  # basal cisterns and Sylvian fissures
+        xyz = voxel_world(atlas.affine, atlas.shape)
+        near = np.sqrt(xyz[0] ** 2 / 2.5 + (xyz[1] - 2) ** 2 + (xyz[2] + 12) ** 2) < 40
+        return atlas.brain & (atlas.csf > 0.5) & (atlas.ventricle_dist > 4) & near
+    if territory == "brainstem_haem":
+        return atlas.brainstem
+    kind, hemi = territory.split("_")
+    allowed = {"deep": f"lacunar_{hemi}", "lobar": f"MCA_{hemi}", "cerebellar": f"cerebellum_{hemi}"}[kind]
+    return ndimage.binary_dilation(atlas.territories[allowed], iterations=4) & tissue
+
+
+def _antialias_sigma(in_plane: int, atlas: Atlas) -> float:
+    """Gaussian sigma (template voxels) that removes detail finer than a nominal pixel."""
+    factor = 235.0 / in_plane / float(atlas.affine[0, 0])
+    return max(0.0, (factor - 1.0) / 2.0)
+
+
+_SMOOTHED: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+
+def _smoothed_atlas(in_plane: int, atlas: Atlas) -> dict[str, np.ndarray]:
+    """The atlas's continuous maps, anti-aliased for slices of ``in_plane`` pixels (cached)."""
+    key = (in_plane, id(atlas))
+    if key not in _SMOOTHED:
+        _SMOOTHED[key] = _smooth_atlas(in_plane, atlas)
+    return _SMOOTHED[key]
+
+
+def _smooth_atlas(in_plane: int, atlas: Atlas) -> dict[str, np.ndarray]:
+    sigma = _antialias_sigma(in_plane, atlas)
+    maps = {
+        "gm": atlas.gm, "wm": atlas.wm, "csf": atlas.csf,
+        "brain": atlas.brain.astype(np.float32),
+        "deep": atlas.deep_grey.astype(np.float32),
+        "ic": atlas.internal_capsule.astype(np.float32),
+        "vessels": atlas.vessels,
+    }
+    if sigma <= 0:
+        return maps
+    s3 = (sigma, sigma, 0.0)
+    out = {k: ndimage.gaussian_filter(v, s3) for k, v in maps.items() if k != "vessels"}
+    out["vessels"] = np.stack([ndimage.gaussian_filter(v, s3) for v in atlas.vessels])
+    return out
+
+
+def _smooth_local(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """``mask`` as float32, Gaussian-smoothed by ``sigma`` voxels in-plane within its box."""
+    out = mask.astype(np.float32)
+    if sigma <= 0 or not mask.any():
+        return out
+    pad = int(np.ceil(3 * sigma)) + 1
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(0) - pad, 0)
+    hi = np.minimum(idx.max(0) + pad + 1, mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out[box] = ndimage.gaussian_filter(out[box], (sigma, sigma, 0.0))
+    return out
+
+
+def _mass_effect(coords: np.ndarray, patient: Patient, atlas: Atlas) -> np.ndarray:
+    """Pull-back coordinates (template voxels) with the patient's mass effect.
+
+    The lesion adds ``mass_ml`` of volume at ``mass_centre``; the brain around it is
+    treated as incompressible, so the point at radius r came from radius
+    (r^3 - 3 V / 4 pi)^(1/3): displacement ~ V / (4 pi r^2) far away, which compresses the
+    near ventricle and shifts the midline in proportion to the volume. The skull holds the
+    brain surface in place: the shift fades over the outer 15 mm of the brain.
+    """
+    if patient.mass_ml <= 0:
+        return coords
+    mm = float(atlas.affine[0, 0])
+    v = (coords - patient.mass_centre.reshape(3, 1, 1, 1)) * mm
+    r = np.sqrt((v**2).sum(0)) + 1e-3
+    r_src = np.cbrt(np.maximum(r**3 - 3 * patient.mass_ml * 1000 / (4 * np.pi), 0))
+    hold = np.clip(ndimage.map_coordinates(atlas.surface_dist, coords, order=1) / 15.0, 0, 1)
+    return coords - v / r * ((r - r_src) * hold / mm)
+
+
+class _Warp:
+    """Samples template-space maps on the subject's fine scanner grid.
+
+    ``__call__`` samples anatomy (with the mass effect); ``lesion`` samples the
+    space-occupying lesions themselves, which stay where they were drawn.
+    """
+
+    def __init__(self, patient: Patient, atlas: Atlas, grid_lps_affine: np.ndarray, shape):
+        # RAS = diag(-1, -1, 1) @ LPS
+        flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+        vox_from_mni = np.linalg.inv(atlas.affine)
+        m = vox_from_mni @ np.linalg.inv(patient.pose) @ flip @ grid_lps_affine
+        coords = voxel_world(m, shape)
+        # The elastic field lives on template voxels: sampled at the grid's template
+        # position, it is the same displacement at every resolution.
+        at = coords / (np.array(atlas.shape, np.float32).reshape(3, 1, 1, 1) - 1) * 4
+        coords += np.stack([ndimage.map_coordinates(e, at, order=1, mode="nearest")
+                            for e in patient.elastic])
+        self.lesion_coords = coords
+        self.coords = _mass_effect(coords, patient, atlas)
+
+    def __call__(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
+        return ndimage.map_coordinates(
+            volume.astype(np.float32), self.coords, order=order, cval=cval, prefilter=False
+        )
+
+    def coarse(self, field: np.ndarray, atlas: Atlas) -> np.ndarray:
+        """Sample a coarse field whose corners are the template's corners (linear)."""
+        scale = (np.array(field.shape, np.float32) - 1) / (np.array(atlas.shape, np.float32) - 1)
+        return ndimage.map_coordinates(field, self.coords * scale.reshape(3, 1, 1, 1), order=1,
+                                       mode="nearest")
+
+    def lesion(self, volume: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(volume.astype(np.float32), self.lesion_coords, order=1,
+                                       prefilter=False)
+
+
+def _fbp_noise(rng: np.random.Generator, shape: tuple[int, int, int], pixel: float) -> np.ndarray:
+    """Unit-SD CT noise with the texture of filtered back-projection, (X, Y, Z).
+
+    Each slice is white noise shaped by the noise power spectrum of FBP with a soft head
+    kernel: NPS(f) ~ f * Hann(f / FBP_CUTOFF) (ramp filter times apodisation), f in
+    cycles/mm up to the pixel's Nyquist frequency; slices are independent (5 mm apart).
+    """
+    fx = np.fft.fftfreq(shape[0], d=pixel)
+    fy = np.fft.fftfreq(shape[1], d=pixel)
+    f = np.sqrt(fx[:, None] ** 2 + fy[None, :] ** 2)
+    nps = f * np.where(f < FBP_CUTOFF, 0.5 * (1 + np.cos(np.pi * f / FBP_CUTOFF)), 0.0)
+    white = rng.standard_normal(shape)
+    noise = np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * np.sqrt(nps)[:, :, None], axes=(0, 1)).real
+    return noise / (noise.std() + 1e-12)
+
+
+def _slab(volume: np.ndarray) -> np.ndarray:
+    """Average SUB_SLICES fine samples into one 5 mm slice along axis 2."""
+    x, y, z = volume.shape
+    return volume.reshape(x, y, z // SUB_SLICES, SUB_SLICES).mean(axis=3)
+
+
+def _lesion_weight(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, weight): voxels filled above ``MASK_MIN_SHARE`` and the share, zero elsewhere."""
+    mask = share > MASK_MIN_SHARE
+    return mask, np.where(mask, share, 0.0).astype(np.float32)
+
+
+def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int) -> Subject:
+    """Sample ``patient`` on a scanner grid of ``in_plane`` pixels per side; add noise."""
+    rng = np.random.default_rng([seed, index, in_plane])
+    prof = SITES[patient.site]
+    c = patient.clinical
+    pixel = patient.fov / in_plane
+    dz = SLICE_MM / SUB_SLICES
+    z0 = patient.z_bottom + dz / 2
+    grid = np.diag([pixel, pixel, dz, 1.0])
+    fov = patient.fov
+    grid[:3, 3] = [-fov / 2 + pixel / 2, -fov / 2 + pixel / 2 + 10.0, z0]
+    shape = (in_plane, in_plane, patient.n_slices * SUB_SLICES)
+    warp = _Warp(patient, atlas, grid, shape)
+    smooth = _smoothed_atlas(in_plane, atlas)
+    sigma = _antialias_sigma(in_plane, atlas)
+
+    gm, wm, csf = warp(smooth["gm"]), warp(smooth["wm"]), warp(smooth["csf"])
+    brain = warp(smooth["brain"])
     vent_d = warp(atlas.ventricle_dist, cval=99.0)
     surf_d = warp(atlas.surface_dist)
     outer_d = warp(atlas.outer_dist, cval=99.0)
-    vessels = np.stack([warp(v) for v in atlas.vessels])
-    f_acute, f_old = warp(acute.astype(np.float32)), warp(old.astype(np.float32))
-    f_haem, f_oed = warp(haem.astype(np.float32)), warp(oedema.astype(np.float32))
     regions_fine = warp(atlas.regions, order=0)
+    leuko_tex = _slab(warp.coarse(patient.leuko_texture, atlas))
 
     # Atrophy: ventricles widen and sulci open with age (mm of CSF added).
-    r_vent = np.clip(0.09 * (age - 45), 0, 5) + rng.uniform(0, 1)
-    r_sulci = np.clip(0.05 * (age - 45), 0, 3)
-    to_csf = np.clip(r_vent - vent_d + 1, 0, 1) * brain
+    r_sulci = np.clip(0.05 * (c.age - 45), 0, 3)
+    to_csf = np.clip(patient.r_vent - vent_d + 1, 0, 1) * brain
     to_csf = np.maximum(to_csf, np.clip(r_sulci - surf_d + 1, 0, 1) * brain * (gm > wm))
     gm, wm = gm * (1 - to_csf), wm * (1 - to_csf)
-    csf = np.where(brain > 0, 1 - gm - wm, 0)
+    csf = np.where(brain > 0, np.clip(brain - gm - wm, 0, 1), 0)
 
-    # --- CT -------------------------------------------------------------------------
-    hu = gm * prof.ct_gm_hu + wm * prof.ct_wm_hu + csf * 6.0
-    leuko = wm * np.clip(4 + 4 * fazekas - vent_d, 0, 4) / 4
-    leuko *= np.clip(ndimage.gaussian_filter(rng.standard_normal(shape), 2) * 2 + 1, 0, 2)
-    hu -= (1.5 + 1.5 * fazekas) * leuko * (fazekas > 0)
-    early_delta = rng.uniform(2.0, 6.0)  # paper 004 section 2.4: 2-6 HU darker
-    hu -= early_delta * f_acute * (gm + wm > 0.5)
-    hu = hu * (1 - 0.9 * f_old) + 8.0 * 0.9 * f_old
-    hu -= 6.0 * f_oed
-    haem_hu = rng.uniform(55, 85)
-    hu = hu * (1 - f_haem) + haem_hu * f_haem
-    artery_hu = np.full(3, 42.0)
-    if hyperdense:
-        artery_hu[0 if territory.endswith("L") else 1] = rng.uniform(62, 75)
-    vessel_p = vessels.max(0)
-    hu = hu * (1 - vessel_p) + (vessels * artery_hu[:, None, None, None]).sum(0) / np.maximum(
-        vessels.sum(0), 1e-6
-    ) * vessel_p
-    skull = rng.uniform(5.0, 8.0)
+    # Skull (thickness and density per subject), diploe, scalp with fat, air.
+    s, d = patient.skull_mm, patient.skull_density
     layer = np.select(
-        [outer_d <= 0, outer_d < 2.0, outer_d < 3.2, outer_d < 1.8 + skull, outer_d < 3 + skull,
-         outer_d < 8 + skull],
-        [hu, 6.0, 1600.0, 750.0, 1500.0, 25.0],
+        [outer_d < 1.5, outer_d < 2.7, outer_d < s - 1.2, outer_d < s, outer_d < s + 1.5,
+         outer_d < s + 4.5, outer_d < s + 6.0],
+        [6.0, 1600.0 * d, 750.0 * d, 1500.0 * d, 40.0, -90.0, 30.0],
         default=-1000.0,
     )
     edge = np.clip(outer_d, 0, 1)
-    hu = hu * (1 - edge) + layer * edge
-    hu = _slab(hu)
-    noise = ndimage.gaussian_filter(rng.standard_normal(hu.shape), (0.6, 0.6, 0))
-    noise *= prof.ct_noise_sd / (noise.std() + 1e-6)
-    ct_hu = np.clip(hu + noise, -1024, 3071).astype(np.float32)
+    head_edge, head_layer = _slab(edge), _slab(layer * edge)
+    base_w = _slab(warp(np.isfinite(atlas.base_hu).astype(np.float32)))
+    base_hu = _slab(warp(np.nan_to_num(atlas.base_hu)))
 
-    # --- DWI b1000 trace and ADC ----------------------------------------------------
-    dwi = gm * 1.0 + wm * 0.85 + csf * 0.12
-    adc = gm * 850.0 + wm * 750.0 + csf * 3000.0
-    boost = rng.uniform(1.2, 2.0)
-    dwi = dwi * (1 + boost * f_acute * (gm + wm > 0.5))
-    adc = adc * (1 - f_acute) + rng.uniform(420, 560) * f_acute
-    dwi = dwi * (1 - f_old) + 0.15 * f_old
-    adc = adc * (1 - f_old) + 2500.0 * f_old
-    dwi = dwi * (1 - f_haem) + 0.45 * f_haem
-    adc = adc * (1 - f_haem) + 650.0 * f_haem
-    head = np.clip(1 - (outer_d - 3 - skull) / 5, 0, 1)
-    dwi = dwi * brain + 0.05 * head * (1 - brain)
-    adc = adc * brain
-    dwi, adc = _slab(dwi), _slab(adc)
-    bias = 1 + prof.bias_field * ndimage.zoom(rng.standard_normal((3, 3, 3)), np.array(dwi.shape) / 3, order=3)[
-        tuple(slice(0, s) for s in dwi.shape)
+    gm, wm, csf, brain = _slab(gm), _slab(wm), _slab(csf), _slab(brain)
+    deep, ic = _slab(warp(smooth["deep"])), _slab(warp(smooth["ic"]))
+    vessels = np.stack([_slab(warp(v)) for v in smooth["vessels"]])
+    vent_d = _slab(vent_d)
+    def share(mask: np.ndarray, sample) -> np.ndarray:
+        """Slab share of a template mask; zeros without sampling when it is empty."""
+        if not mask.any():
+            return np.zeros(gm.shape, np.float32)
+        return _slab(sample(_smooth_local(mask, sigma)))
+
+    m_acute, w_acute = _lesion_weight(share(patient.acute, warp.lesion))
+    m_old, w_old = _lesion_weight(share(patient.old, warp))
+    m_haem, w_haem = _lesion_weight(share(patient.haem, warp.lesion))
+    m_oed, w_oed = _lesion_weight(share(patient.oedema, warp.lesion))
+    calc = share(patient.calcification, warp)
+    # A stroke lesion is never lost to partial volume: keep its fullest voxel.
+    for m, w, lesion in ((m_acute, w_acute, patient.acute), (m_haem, w_haem, patient.haem)):
+        if lesion.any() and not m.any():
+            share = _slab(warp.lesion(lesion.astype(np.float32)))
+            k = np.unravel_index(np.argmax(share), share.shape)
+            m[k], w[k] = True, max(float(share[k]), MASK_MIN_SHARE)
+    m_oed &= ~m_haem
+    w_oed[~m_oed] = 0
+
+    # --- CT -------------------------------------------------------------------------
+    tissue = gm + wm
+    grey_hu = prof.ct_gm_hu * (1 - deep) + prof.ct_deep_hu * deep
+    tissue_hu = gm * grey_hu + wm * (prof.ct_wm_hu * (1 - deep) + prof.ct_deep_hu * deep)
+    tissue_hu = tissue_hu * (1 - ic) + tissue * prof.ct_wm_hu * ic
+    # Leukoaraiosis: periventricular white matter darker with the Fazekas grade.
+    leuko = wm * np.clip(4 + 4 * c.fazekas - vent_d, 0, 4) / 4
+    leuko *= np.clip(leuko_tex * 0.8 + 1, 0, 2)
+    tissue_hu = tissue_hu - (1.5 + 1.5 * c.fazekas) * leuko * (c.fazekas > 0)
+    # Early infarct: loss of grey-white differentiation, water uptake, sulcal effacement.
+    excess = tissue_hu - tissue * prof.ct_wm_hu
+    tissue_hu = tissue_hu - w_acute * (patient.gw_loss * np.maximum(excess, 0)
+                                       + patient.early_delta * tissue)
+    effaced = csf * patient.effacement * w_acute
+    csf = csf - effaced
+    hu = tissue_hu + csf * 6.0 + effaced * (prof.ct_wm_hu - patient.early_delta)
+    hu = hu * (1 - 0.9 * w_old) + 8.0 * 0.9 * w_old
+    hu -= 6.0 * w_oed
+    hu = hu * (1 - w_haem) + patient.haem_hu * w_haem
+    vessel_p = np.clip(vessels.max(0), 0, 1)
+    hu = hu * (1 - vessel_p) + (vessels * patient.artery_hu[:, None, None, None]).sum(0) / np.maximum(
+        vessels.sum(0), 1e-6
+    ) * vessel_p
+    hu = hu * (1 - calc) + patient.calc_hu * calc
+    hu = hu * (1 - head_edge) + head_layer
+    hu = hu * (1 - base_w) + base_hu
+    hu -= patient.streak_hu * _slab(warp(atlas.streak))
+    inside_head = np.clip(1 - (_slab(outer_d) - s - 6.0), 0, 1)
+    noise = _fbp_noise(rng, hu.shape, pixel) * (0.6 + 0.4 * inside_head + 0.5 * base_w)
+    ct_hu = np.clip(hu + prof.ct_noise_sd * (NOISE_REF_PIXEL_MM / pixel) ** 0.5 * noise,
+                    -1024, 3071).astype(np.float32)
+
+    # --- DWI: T2-weighted b0 and ADC, then the b1000 trace S0 * exp(-b ADC) ----------
+    # T2 shine-through follows: long-T2 tissue (old infarct, vasogenic oedema) stays
+    # brighter on the trace than its high ADC alone would make it.
+    s0 = gm * 1.0 + wm * 0.8 + csf * 2.2 + effaced * 1.0
+    adc = gm * 850.0 + wm * 750.0 + csf * 3000.0 + effaced * 800.0
+    s0 = s0 * (1 + patient.t2_rise * w_acute)
+    adc = adc * (1 - w_acute) + patient.adc_lesion * w_acute
+    s0 = s0 * (1 - w_old) + 2.0 * w_old
+    adc = adc * (1 - w_old) + 2500.0 * w_old
+    s0 = s0 * (1 + 0.3 * w_oed)
+    adc = adc * (1 - w_oed) + 1100.0 * w_oed
+    s0 = s0 * (1 - w_haem) + 0.6 * w_haem
+    adc = adc * (1 - w_haem) + 650.0 * w_haem
+    dwi = s0 * np.exp(-B_VALUE * adc * 1e-6) / np.exp(-B_VALUE * 850e-6)  # grey matter = 1
+    inside = brain > 0.5
+    head = np.clip(1 - (_slab(outer_d) - 3 - s) / 5, 0, 1)
+    dwi = np.where(inside, dwi, 0.05 * head)
+    adc = np.where(inside, adc, 0.0)
+    bias = 1 + prof.bias_field * ndimage.zoom(patient.bias, np.array(dwi.shape) / 3, order=3)[
+        tuple(slice(0, n) for n in dwi.shape)
     ]
     sd = prof.dwi_noise_sd
     dwi = np.sqrt((dwi * bias + rng.normal(0, sd, dwi.shape)) ** 2 + rng.normal(0, sd, dwi.shape) ** 2)
@@ -357,30 +627,19 @@ def generate_subject(
     adc = np.clip(adc + rng.normal(0, 60, adc.shape) * (adc > 0), 0, 4000).astype(np.float32)
 
     lesion = np.zeros(ct_hu.shape, np.uint8)
-    lesion[_slab(f_old) > 0.5] = 2
-    lesion[_slab(f_acute) > 0.5] = 1
-    lesion[_slab(f_haem) > 0.5] = 3
+    lesion[m_oed] = 4
+    lesion[m_old] = 2
+    lesion[m_acute] = 1
+    lesion[m_haem] = 3
     regions = regions_fine[:, :, SUB_SLICES // 2 :: SUB_SLICES].astype(np.uint8)
+    tissue_seg = np.zeros(ct_hu.shape, np.uint8)
+    pure = (deep < 0.2) & (ic < 0.2)
+    tissue_seg[(csf > 0.85) & inside] = 1
+    tissue_seg[(gm > 0.6) & (csf < 0.15) & pure] = 2
+    tissue_seg[(wm > 0.9) & pure] = 3
+    tissue_seg[(deep > 0.8) & (tissue > 0.9)] = 4
+    tissue_seg[(ic > 0.8) & (tissue > 0.9)] = 5
 
-    record: dict[str, object] = {
-        "site": site,
-        "age": round(age, 1),
-        "sex": sex,
-        "stroke_type": stroke_type,
-        "territory": territory,
-        "lesion_volume_ml": round(stats.lesion_ml, 2),
-        "old_infarct_ml": round(float(old.sum() * VOXEL_ML), 2),
-        "nihss": nihss,
-        "nihss_latent": round(latent, 3),
-        "severity": "minor" if nihss <= NIHSS_MINOR_CUTOFF else "non-minor",
-        "hyperdense_artery": int(hyperdense),
-        "fazekas": fazekas,
-        "thrombolysis": int(thrombolysis),
-        "ht": ht,
-        "ht_risk": round(ht_risk, 4) if ht_risk == ht_risk else ht_risk,
-        "early_ct_delta_hu": round(float(early_delta), 2),
-        **region_rows,
-    }
     origin = grid[:3, 3].copy()
     origin[2] = z0 + dz * (SUB_SLICES - 1) / 2  # centre of the first 5 mm slab
     return Subject(
@@ -389,9 +648,27 @@ def generate_subject(
         adc=adc,
         lesion=lesion,
         regions=regions,
+        tissue=tissue_seg,
         spacing=(pixel, pixel, SLICE_MM),
         origin=origin,
-        record=record,
-        geometry={"subject_from_template": pose.tolist()},
+        record=dict(patient.record),
+        geometry={"subject_from_template": patient.pose.tolist()},
     )
 
+
+def generate_subject(
+    index: int, seed: int, site: str, in_plane: int, atlas: Atlas,
+    ht_base_rate: float = HT_BASE_RATE,
+) -> Subject:
+    """Draw subject ``index`` of the cohort with ``seed`` at ``site`` and render it.
+
+    Args:
+        index: subject number (0-based); with ``seed`` it fixes every random draw.
+        seed: cohort seed.
+        site: key of ``SITES``.
+        in_plane: pixels per side of each axial slice (sampling only, not the patient).
+        atlas: ``load_atlas()``.
+        ht_base_rate: expected HT share of ischaemic subjects.
+    """
+    patient = draw_patient(index, seed, site, atlas, ht_base_rate)
+    return render(patient, in_plane, atlas, seed, index)

@@ -1,14 +1,22 @@
 """Write a synthetic subject as real files: a DICOM CT series and BIDS NIfTI.
 
 The CT is CT Image Storage, explicit VR little endian, int16 stored values with
-RescaleSlope 1 and RescaleIntercept -1024, one file per 5 mm slice. Instance numbers run
-from the vertex down, the opposite of slice position, as on many scanners; readers must
-sort by position. UIDs derive from the seed and subject index, and no clock time is
-written, so the same seed gives the same bytes.
+RescaleSlope 1 and RescaleIntercept -1024, one file per 5 mm slice, with every type 1 and
+type 2 attribute of the CT Image IOD's mandatory modules (Patient, General Study, General
+Series incl. PatientPosition, Frame of Reference, General Equipment, General Image, Image
+Plane, Image Pixel, CT Image, SOP Common); dciodvfy from dicom3tools reports no error on
+them (tests/test_cohort_realism.py). Instance numbers run from the vertex down, the
+opposite of slice position, as on many scanners; readers must sort by position. UIDs
+derive from the seed and subject index, and dates and times are fixed, so the same seed
+gives the same bytes. Type 2 attributes that would identify a person (birth date,
+referring physician, accession number) are present and empty.
+
+DWI trace and ADC NIfTI files get BIDS JSON sidecars stating their units.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -18,6 +26,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 RESCALE_INTERCEPT = -1024.0
 STUDY_DATE = "20200101"  # fixed pseudonymous date: no real date reaches the files
+STUDY_TIME = "120000"
 
 
 def lps_affine(spacing: tuple[float, float, float], origin: np.ndarray) -> np.ndarray:
@@ -40,6 +49,8 @@ def write_ct_series(
     patient_id: str,
     uid_key: str,
     site: str,
+    age: float | None = None,
+    sex: str = "",
 ) -> list[Path]:
     """Write an (X, Y, Z) HU volume with LPS axes as one DICOM file per axial slice.
 
@@ -51,6 +62,8 @@ def write_ct_series(
         patient_id: pseudonymous ID written as PatientID and PatientName.
         uid_key: string from which every UID is derived deterministically.
         site: written as InstitutionName ("Site A").
+        age: years, written as PatientAge ("068Y") when given.
+        sex: "F", "M" or "" (PatientSex, type 2).
     Returns:
         The written paths in slice-position order.
     """
@@ -76,8 +89,21 @@ def write_ct_series(
         ds.FrameOfReferenceUID = frame_uid
         ds.Modality = "CT"
         ds.PatientID = patient_id
-        ds.PatientName = patient_id
-        ds.StudyDate = ds.SeriesDate = STUDY_DATE
+        ds.PatientName = f"Synthetic^{patient_id}"
+        ds.PatientBirthDate = ""
+        ds.PatientSex = sex
+        if age is not None:
+            ds.PatientAge = f"{int(age):03d}Y"
+        ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = STUDY_DATE
+        ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = STUDY_TIME
+        ds.ReferringPhysicianName = ""
+        ds.StudyID = "1"
+        ds.AccessionNumber = ""
+        ds.BodyPartExamined = "HEAD"
+        ds.PatientPosition = "HFS"
+        ds.PositionReferenceIndicator = ""
+        ds.AcquisitionNumber = 1
+        ds.PatientOrientation = ["L", "P"]
         ds.StudyDescription = "NCCT HEAD"
         ds.SeriesDescription = "HEAD 5mm"
         ds.InstitutionName = f"Site {site}"
@@ -105,6 +131,28 @@ def write_ct_series(
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
         path = folder / f"IM{n - k:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+#: BIDS sidecar fields of the DWI trace and ADC maps (units in CMIXF, as BIDS asks).
+DWI_SIDECARS = {
+    "TRACE": {"Description": "isotropic diffusion-weighted image (trace), b = 1000 s/mm^2",
+              "Units": "arbitrary", "DiffusionBValue": 1000},
+    "ADC": {"Description": "apparent diffusion coefficient map",
+            "Units": "um^2/s", "UnitsNote": "1e-6 mm^2/s (water at 37 C is about 3000)"},
+}
+
+
+def write_dwi_sidecars(folder: Path, participant: str, site: str) -> list[Path]:
+    """Write ``{participant}_rec-TRACE_dwi.json`` and ``_rec-ADC_dwi.json`` into ``folder``."""
+    paths = []
+    for rec, fields in DWI_SIDECARS.items():
+        meta = {"Modality": "MR", "MagneticFieldStrength": 3 if site == "A" else 1.5,
+                "Manufacturer": "SYNTHETIC", "InstitutionName": f"Site {site}",
+                "SliceThickness": 5.0, **fields}
+        path = folder / f"{participant}_rec-{rec}_dwi.json"
+        path.write_text(json.dumps(meta, indent=1, sort_keys=True))
         paths.append(path)
     return paths
 
