@@ -87,9 +87,12 @@ class CohortSpec:
     ht_base_rate: float = HT_BASE_RATE
 
     def key(self) -> str:
-        """Folder name: readable parameters plus a hash of all of them."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"synthetic-n{self.n_subjects}-px{self.in_plane}-seed{self.seed}-{digest}"
+        """Folder name: readable parameters plus a hash of all of them and of the
+        generator's source, so a changed generator never reuses an old cohort."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode())
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(source.read_bytes())
+        return f"synthetic-n{self.n_subjects}-px{self.in_plane}-seed{self.seed}-{digest.hexdigest()[:8]}"
 
 
 def cohort_path(spec: CohortSpec) -> Path:
@@ -180,7 +183,8 @@ def generate_cohort(
         spec: cohort parameters.
         root: output folder; default ``cohort_path(spec)``.
         workers: processes; default the number of CPU cores.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar on a terminal (never in a notebook, whose page would
+            keep every update of it).
     """
     root = Path(root) if root is not None else cohort_path(spec)
     if (root / DONE_MARKER).exists():
@@ -192,7 +196,8 @@ def generate_cohort(
     ht_intercept(spec.ht_base_rate)  # likewise the HT intercept of the base rate
     jobs = [(i, s, spec, partial) for i, s in enumerate(_site_of_each(spec))]
     workers = workers or os.cpu_count() or 1
-    bar = dict(total=len(jobs), desc="embedded cohort", unit="subject", disable=not progress)
+    bar = dict(total=len(jobs), desc="embedded cohort", unit="subject",
+               disable=None if progress else True)  # None: only on a terminal
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             records = list(tqdm(pool.map(_write_subject, jobs), **bar))
