@@ -213,14 +213,19 @@ summary
 # Labels carry noise, so no model reaches an AUC of 1. On the embedded cohort the **oracle
 # ceiling** of this task is known: the AUC of each patient's true latent NIHSS risk
 # against the drawn label, on the same patients as the evaluation. It is what a model
-# that saw everything the label depends on would score. The last columns say how much of
-# the way from chance (0.5) to that ceiling each model comes.
+# that saw everything the label depends on would score, the unseen clinical factors
+# included. The **image-only ceiling** keeps only the part of the latent risk that the
+# lesion itself sets (its volume and where it lies): the best a model reading the image
+# could hope for. The last columns say how much of the way from chance (0.5) to the oracle
+# ceiling each model comes.
 
 # %%
-latent = data.rows.nihss_latent.to_numpy(float) if "nihss_latent" in data.rows else None
-evaluations = {ev_int: (y_int, None if latent is None else latent[internal], g_int)}
+latents = {name: data.rows[col].to_numpy(float) for name, col in
+           (("oracle ceiling", "nihss_latent"), ("image-only ceiling", "nihss_image_latent"))
+           if col in data.rows}
+evaluations = {ev_int: (y_int, {k: v[internal] for k, v in latents.items()} or None, g_int)}
 if has_external:
-    evaluations[ev_ext] = (data.y[external], None if latent is None else latent[external], groups_ext)
+    evaluations[ev_ext] = (data.y[external], {k: v[external] for k, v in latents.items()} or None, groups_ext)
 ceilings = ceiling_beside_auc(evaluations, tables, list(models), n_boot=n_bootstrap, seed=seed)
 ceilings.columns.name = f"{tag} cohort"
 ceilings
@@ -230,8 +235,10 @@ best = max(models, key=lambda m: tables[f"{m}, {ev_int}"].loc["auc"].estimate)
 glue("best_model", best, display=False)
 glue_metrics("cv", tables[f"{best}, {ev_int}"], ["auc", "sensitivity", "specificity"])
 glue("ceiling_int", ceilings.loc[ev_int, "oracle ceiling"], display=False)
-glue("share_int", ceilings.loc[ev_int, f"{best}: share of the way from chance to the ceiling"],
-     display=False)
+glue("share_int", ceilings.loc[ev_int, f"{best}: share of the way from chance to the oracle ceiling"]
+     if latents else "-", display=False)
+glue("image_ceiling_int", ceilings.loc[ev_int, "image-only ceiling"] if "image-only ceiling" in ceilings
+     else "unknown", display=False)
 test = delong_test(y_int, cv["DenseNet"][0], cv["ResNet10"][0], groups=g_int)
 glue("delong_p", f"{test['p']:.2f}", display=False)
 glue("delong_diff", f"{test['difference']:+.3f}", display=False)
@@ -254,9 +261,9 @@ glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohor
 # ```
 #
 # The better baseline in cross-validation is the {glue:text}`best_model`: AUC
-# {glue:text}`cv_auc`, against an oracle ceiling of {glue:text}`ceiling_int` on the same
-# patients, so it comes {glue:text}`share_int` of the way from chance to the best
-# possible. The paired DeLong test of DenseNet against ResNet10 on the same patients
+# {glue:text}`cv_auc`, against an oracle ceiling of {glue:text}`ceiling_int` and an
+# image-only ceiling of {glue:text}`image_ceiling_int` on the same patients, so it comes
+# {glue:text}`share_int` of the way from chance to the oracle ceiling. The paired DeLong test of DenseNet against ResNet10 on the same patients
 # gives an AUC difference of {glue:text}`delong_diff` (p = {glue:text}`delong_p`).
 #
 # ### Thresholds and confusion matrices

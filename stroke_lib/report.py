@@ -86,29 +86,38 @@ def paper_vs_study(paper: str, cohort: str, ours: pd.DataFrame, label: str) -> p
     return pd.DataFrame(rows).set_index(["published metric", "our metric"])
 
 
-def ceiling_beside_auc(evaluations: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+def ceiling_beside_auc(evaluations: dict[str, tuple[np.ndarray, object, np.ndarray]],
                        tables: dict[str, pd.DataFrame], models: list[str], n_boot: int = 1000,
                        seed: int = 0) -> pd.DataFrame:
-    """Each evaluation's oracle ceiling beside the models' AUCs, and how close they come.
+    """Each evaluation's oracle ceiling(s) beside the models' AUCs, and how close they come.
 
-    The ceiling is the AUC of the true latent risk against the label on the same
-    patients (known on the embedded cohort only), with a patient-bootstrap interval.
-    "Share of the way" is (AUC - 0.5) / (ceiling - 0.5): 0 is chance, 1 the ceiling.
+    A ceiling is the AUC of a true latent risk against the label on the same patients
+    (known on the embedded cohort only), with a patient-bootstrap interval. "Share of the
+    way" is (AUC - 0.5) / (ceiling - 0.5) against the first ceiling: 0 is chance, 1 the
+    ceiling.
 
     Args:
-        evaluations: name -> (y (N,), latent risk (N,) or None on real data, patient IDs (N,)).
+        evaluations: name -> (y (N,), latent, patient IDs (N,)); latent is None on real
+            data, one array (N,) (the "oracle ceiling"), or a dict of named arrays, e.g.
+            ``{"oracle ceiling": nihss_latent, "image-only ceiling": nihss_image_latent}``.
         tables: ``metrics_table`` per ``f"{model}, {evaluation}"``.
     """
     rows = {}
     for name, (y, latent, groups) in evaluations.items():
         row: dict[str, object] = {"patients": len(np.unique(groups))}
-        ceiling = bootstrap_ci(y, latent, groups, n_boot=n_boot, seed=seed) if latent is not None else None
-        row["oracle ceiling"] = format_interval(*ceiling) if ceiling else "unknown on real data"
+        latents = ({} if latent is None else latent if isinstance(latent, dict)
+                   else {"oracle ceiling": latent})
+        ceilings = {k: bootstrap_ci(y, v, groups, n_boot=n_boot, seed=seed) for k, v in latents.items()}
+        for k, c in ceilings.items():
+            row[k] = format_interval(*c)
+        if not ceilings:
+            row["oracle ceiling"] = "unknown on real data"
+        first = next(iter(ceilings.values()), None)
         for m in models:
             auc = tables[f"{m}, {name}"].loc["auc"]
             row[f"{m} AUC"] = format_interval(auc.estimate, auc.lower, auc.upper)
-            row[f"{m}: share of the way from chance to the ceiling"] = (
-                f"{(auc.estimate - 0.5) / (ceiling[0] - 0.5):.2f}" if ceiling else "-")
+            row[f"{m}: share of the way from chance to the {next(iter(ceilings), 'ceiling')}"] = (
+                f"{(auc.estimate - 0.5) / (first[0] - 0.5):.2f}" if first else "-")
         rows[name] = row
     return pd.DataFrame(rows).T.rename_axis("evaluation")
 
