@@ -196,7 +196,7 @@ if ct.empty:
 elif "stroke_type" in ct:
     picks = pd.concat([
         ct[(ct.stroke_type == "ischaemic") & (ct.lesion_volume_ml > 5)].head(2),
-        ct[ct.stroke_type == "haemorrhagic"].head(1),
+        ct[(ct.stroke_type == "haemorrhagic") & (ct.lesion_volume_ml > 5)].head(1),
         ct[ct.stroke_type == "none"].head(1),
     ])
 else:
@@ -278,9 +278,9 @@ else:
 # cavity holds CSF; a haematoma mixed. The table below measures each in this cohort's
 # files, as the median of each lesion's mean over that of the rest of the brain, and
 # {numref}`fig-00-dwi` shows one subject of each. Display ranges come from the brain
-# itself, not from the volume's brightest voxels: b1000 from 0 to three times the brain's
-# median, so normal tissue is mid-grey and a lesion three times as bright near white; ADC
-# from 0 to 2.5 times its median, so CSF is white.
+# itself, not from the volume's brightest voxels: b1000 from 0 to twice the brain's
+# median, so normal tissue is mid-grey and a lesion half as bright again stands out
+# near white; ADC from 0 to 2.5 times its median, so CSF is white.
 
 # %%
 dwi = table[table.modality == "DWI"]
@@ -289,7 +289,8 @@ if "stroke_type" in dwi:
     acute = isch[isch.lesion_volume_ml > 5].head(1)
     old = isch[(isch.old_infarct_ml > 1) & ~isch.patient_id.isin(acute.patient_id)].head(1)
     dwi_picks = [(acute, "acute infarct", (1,)), (old, "old infarct", (2,)),
-                 (dwi[dwi.stroke_type == "haemorrhagic"].head(1), "haemorrhage", (3,))]
+                 (dwi[(dwi.stroke_type == "haemorrhagic") & (dwi.lesion_volume_ml > 5)].head(1),
+                  "haemorrhage", (3,))]
 else:
     dwi_picks = [(dwi.sort_values("nihss", ascending=False).head(3), "highest NIHSS", (1, 3))]
 dwi_rows = []

@@ -115,9 +115,9 @@ def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequen
     with most voxels of the ``focus`` labels (e.g. ``(1, 3)`` acute lesions, ``(2,)`` an
     old infarct), the middle slice when there are none.
 
-    Display ranges come from the brain (ADC > 0): DWI from 0 to 3x the brain's median
-    (normal tissue mid-grey, an acute infarct near white), ADC from 0 to 2.5x its median
-    (an acute infarct dark, CSF white). Each row has its own colour bars, in the image's
+    Display ranges come from the brain (ADC > 0): DWI from 0 to 2x the brain's median
+    (normal tissue mid-grey, an acute infarct at 1.5x or more well above it), ADC from 0
+    to 2.5x its median (an acute infarct dark, CSF white). Each row has its own colour bars, in the image's
     units (DWI arbitrary, ADC 1e-6 mm^2/s).
     """
     fig, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.7 * len(rows) + 0.6), squeeze=False)
@@ -125,7 +125,7 @@ def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequen
     for r, (label, dwi, adc, mask, focus) in enumerate(rows):
         k = lesion_slice(np.isin(mask, focus))
         brain = adc > 0
-        for c, (img, name, high) in enumerate(((dwi, "DWI b1000 (a.u.)", 3.0),
+        for c, (img, name, high) in enumerate(((dwi, "DWI b1000 (a.u.)", 2.0),
                                                (adc, "ADC (1e-6 mm²/s)", 2.5))):
             ax = axes[r, c]
             lo, hi = mri_display_range(img, brain, high)
