@@ -4,7 +4,8 @@ Examples::
 
     python -m stroke_lib cohort --profile smoke
     python -m stroke_lib chapter 00_cohort -p profile full -p dataset synthetic
-    python -m stroke_lib book --profile auto
+    python -m stroke_lib book --profile auto  # re-executes only the chapters that changed
+    python -m stroke_lib book --force         # re-executes every chapter
     python -m stroke_lib html                 # HTML from the executed chapters, no execution
     python -m stroke_lib data check soop /data/soop
 """
@@ -51,7 +52,7 @@ def _book(args: argparse.Namespace) -> int:
     from stroke_lib.book import UnknownParameterError, build_book
 
     try:
-        build_book({"profile": args.profile, **_params(args.p)})
+        build_book({"profile": args.profile, **_params(args.p)}, force=args.force)
     except UnknownParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("book", help="execute every chapter and build the HTML book")
     b.add_argument("--profile", default="auto", choices=["smoke", "full", "auto"])
     b.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    b.add_argument("--force", action="store_true",
+                   help="re-execute every chapter and rebuild the HTML, even when unchanged")
     b.set_defaults(func=_book)
 
     h = sub.add_parser("html", help="build the HTML from the executed chapters (no execution)")
