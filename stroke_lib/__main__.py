@@ -1,4 +1,4 @@
-"""Command line: ``python -m stroke_lib {cohort,chapter,book,html,data} ...``.
+"""Command line: ``python -m stroke_lib {cohort,chapter,book,html,data,train,cv} ...``.
 
 Examples::
 
@@ -8,6 +8,8 @@ Examples::
     python -m stroke_lib book --force         # re-executes every chapter
     python -m stroke_lib html                 # HTML from the executed chapters, no execution
     python -m stroke_lib data check soop /data/soop
+    torchrun --nproc_per_node 2 -m stroke_lib train --model resnet10 --out runs/ddp
+    torchrun --nproc_per_node 2 -m stroke_lib cv --folds 3 --out runs/cv
 """
 
 from __future__ import annotations
@@ -106,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
     h = sub.add_parser("html", help="build the HTML from the executed chapters (no execution)")
     h.set_defaults(func=_html)
+
+    from stroke_lib.distributed import add_commands
+
+    add_commands(sub)
 
     d = sub.add_parser("data", help="dataset manifests: list, or check a folder")
     d.add_argument("action", choices=["check", "list"])
