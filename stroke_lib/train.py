@@ -297,7 +297,8 @@ def fit(
     or, if that cannot be read either, starts afresh. What happened is returned in
     ``FitResult.extras["checkpoint_notes"]`` (a list of sentences, empty when nothing did)
     and logged at WARNING level by this module's logger; no Python warning is raised.
-    ``extras["path"]`` says which path ran ("plain" or "fast", with its parts).
+    ``extras["path"]`` says which path ran ("plain" or "fast", with its parts), and
+    ``extras["compile_notes"]`` why torch.compile was dropped, if it was.
 
     Data-parallel (``config.ddp`` and a process group, see ``stroke_lib.distributed``):
     each process trains on ``batch_size / world size`` rows of every global batch drawn
@@ -356,13 +357,8 @@ def fit(
                    else fast and dev.type == "cuda" and not _has_mamba(model))
     wrapped = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None) \
         if parallel else model
-    forward = _Forward(wrapped, fast and use_compile, notes)
-    path = ("fast (" + ", ".join(part for part, on in (
-        ("inputs on the device", resident), ("channels-last", channels_last),
-        ("torch.compile", forward.compiled is not None), ("bf16 autocast", config.amp and dev.type == "cuda"))
-        if on) + ")") if fast else "plain"
-    if parallel:
-        path += f", data-parallel on {world} processes"
+    compile_notes: list[str] = []
+    forward = _Forward(wrapped, fast and use_compile, compile_notes)
 
     history: list[dict] = []
     best_loss, best_epoch, best_state, start = float("inf"), -1, None, 0
@@ -453,8 +449,14 @@ def fit(
         model.load_state_dict(best_state)
     if channels_last:
         model = model.to(memory_format=torch.contiguous_format)
-    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,
-                     device=str(dev), extras={"checkpoint_notes": notes, "path": path})
+    path = ("fast (" + ", ".join(part for part, on in (
+        ("inputs on the device", resident), ("channels-last", channels_last),
+        ("torch.compile", forward.compiled is not None), ("bf16 autocast", config.amp and dev.type == "cuda"))
+        if on) + ")") if fast else "plain"
+    if parallel:
+        path += f", data-parallel on {world} processes"
+    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1, device=str(dev),
+                     extras={"checkpoint_notes": notes, "path": path, "compile_notes": compile_notes})
 
 
 def _save_atomic(obj: dict, path: Path, keep_previous: Path | None = None) -> None:

@@ -66,3 +66,24 @@ def test_fast_path_resumes_to_the_same_weights(tmp_path):
     pd.testing.assert_frame_equal(resumed.history, full.history)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_failed_compilation_falls_back_to_eager_mode_and_says_so(monkeypatch):
+    calls = []
+
+    def broken_compile(model, **kwargs):
+        def compiled(x):
+            calls.append(x.shape)
+            raise torch._dynamo.exc.TorchDynamoException("no working backend")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    x, y = _data()
+    eager = fit(_model(), x[:30], y[:30], x[30:], y[30:], _config(fast=True, compile=False))
+    fallen = fit(_model(), x[:30], y[:30], x[30:], y[30:], _config(fast=True, compile=True))
+    assert len(calls) == 1  # tried once, then eager for the rest of the run
+    assert "torch.compile" not in fallen.extras["path"]
+    assert "torch.compile failed (TorchDynamoException)" in fallen.extras["compile_notes"][0]
+    assert not eager.extras["compile_notes"]
+    for a, b in zip(eager.model.parameters(), fallen.model.parameters()):
+        assert torch.equal(a, b)
