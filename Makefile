@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= auto
+# make book FORCE=1 re-executes every chapter (otherwise only those whose inputs changed)
+FORCE ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install book html test cohort chapter clean
@@ -20,7 +22,7 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 book: install
-	$(PY) -m stroke_lib book --profile $(PROFILE) $(PARAMS)
+	$(PY) -m stroke_lib book --profile $(PROFILE) $(if $(filter-out 0 no false,$(FORCE)),--force) $(PARAMS)
 
 # HTML from the chapters already executed into book/chapters (after make book or make chapter)
 html: install
@@ -37,4 +39,4 @@ chapter: install
 	$(PY) -m stroke_lib chapter $(NAME) $(PARAMS)
 
 clean:
-	rm -rf book/_build book/chapters/*.ipynb notebooks/*.ipynb
+	rm -rf book/_build book/chapters/*.ipynb book/chapters/*.cache.json notebooks/*.ipynb

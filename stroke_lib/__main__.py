@@ -1,12 +1,15 @@
-"""Command line: ``python -m stroke_lib {cohort,chapter,book,html,data} ...``.
+"""Command line: ``python -m stroke_lib {cohort,chapter,book,html,data,train,cv} ...``.
 
 Examples::
 
     python -m stroke_lib cohort --profile smoke
     python -m stroke_lib chapter 00_cohort -p profile full -p dataset synthetic
-    python -m stroke_lib book --profile auto
+    python -m stroke_lib book --profile auto  # re-executes only the chapters that changed
+    python -m stroke_lib book --force         # re-executes every chapter
     python -m stroke_lib html                 # HTML from the executed chapters, no execution
     python -m stroke_lib data check soop /data/soop
+    torchrun --nproc_per_node 2 -m stroke_lib train --model resnet10 --out runs/ddp
+    torchrun --nproc_per_node 2 -m stroke_lib cv --folds 3 --out runs/cv
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def _book(args: argparse.Namespace) -> int:
     from stroke_lib.book import UnknownParameterError, build_book
 
     try:
-        build_book({"profile": args.profile, **_params(args.p)})
+        build_book({"profile": args.profile, **_params(args.p)}, force=args.force)
     except UnknownParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -99,10 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("book", help="execute every chapter and build the HTML book")
     b.add_argument("--profile", default="auto", choices=["smoke", "full", "auto"])
     b.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    b.add_argument("--force", action="store_true",
+                   help="re-execute every chapter and rebuild the HTML, even when unchanged")
     b.set_defaults(func=_book)
 
     h = sub.add_parser("html", help="build the HTML from the executed chapters (no execution)")
     h.set_defaults(func=_html)
+
+    from stroke_lib.distributed import add_commands
+
+    add_commands(sub)
 
     d = sub.add_parser("data", help="dataset manifests: list, or check a folder")
     d.add_argument("action", choices=["check", "list"])

@@ -6,6 +6,13 @@ refuses parameters the chapter does not declare, executes it with papermill into
 ``book/chapters/NAME.ipynb`` (or another folder: tests never write into ``book/``) and
 tags the parameter cells ``remove-cell`` so the page shows the chapter's own parameter
 table instead. ``build_html`` builds the HTML from executed notebooks without executing.
+
+Every execution writes ``NAME.cache.json`` beside the executed notebook (its key and wall
+time; see ``stroke_lib.cache``). ``build_book`` re-executes a chapter only when its key
+changed ("unchanged, reused" otherwise; ``force=True`` re-executes all), skips the HTML
+build when no chapter and no page changed and the HTML exists, prints each chapter's time
+and the total, and writes them to ``BOOK/_build/build_log.json``. ``execute_chapter``
+always re-executes unless called with ``cache=True``.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import sys
 import time
 from pathlib import Path
 
+import json
+
 import jupytext
 import nbformat
 import papermill
 import yaml
 
+from stroke_lib import cache as exec_cache
 from stroke_lib.paths import REPO_ROOT
 
 BOOK_DIR = REPO_ROOT / "book"
@@ -74,7 +84,10 @@ def declared_parameters(name: str) -> dict[str, dict[str, str]]:
 def check_parameters(name: str, parameters: dict[str, object]) -> None:
     """Raise ``UnknownParameterError`` for a parameter ``name`` does not declare, naming
     the ones it does (papermill itself only warns and runs on with the defaults)."""
-    declared = declared_parameters(name)
+    _check_declared(name, declared_parameters(name), parameters)
+
+
+def _check_declared(name: str, declared: dict[str, dict[str, str]], parameters: dict[str, object]) -> None:
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         listing = ", ".join(f"{k} ({v['inferred_type_name']}, default {v['default']})"
@@ -95,7 +108,8 @@ def hide_parameter_cells(path: Path) -> None:
 
 
 def execute_chapter(
-    name: str, parameters: dict[str, object] | None = None, output: Path | None = None
+    name: str, parameters: dict[str, object] | None = None, output: Path | None = None,
+    cache: bool = False,
 ) -> Path:
     """Execute chapter ``name`` with papermill; returns the executed notebook.
 
@@ -103,18 +117,36 @@ def execute_chapter(
         name: notebook stem, e.g. ``"00_cohort"``.
         parameters: papermill parameters (``profile``, ``dataset``, ``data_root``, ...).
         output: where to write; default ``book/chapters/NAME.ipynb``.
+        cache: reuse ``output`` when its cache record (``NAME.cache.json`` beside it) has
+            the key of this execution (``stroke_lib.cache``); off by default, so a call
+            always re-executes. The record is written after every execution either way.
     """
-    check_parameters(name, parameters or {})
+    return _run_chapter(name, parameters or {}, output, use_cache=cache)[0]
+
+
+def _run_chapter(name: str, parameters: dict[str, object], output: Path | None, use_cache: bool,
+                 code: str | None = None) -> tuple[Path, bool, float]:
+    """Execute (or, with ``use_cache`` and an unchanged key, reuse) one chapter.
+
+    Returns the notebook, whether it was reused, and the execution's wall time in seconds
+    (for a reused chapter, the time recorded when it was executed).
+    """
     src = pair_notebook(name)
+    declared = papermill.inspect_notebook(str(src))
+    _check_declared(name, declared, parameters)
     out = Path(output) if output else CHAPTER_DIR / f"{name}.ipynb"
+    key, parts = exec_cache.chapter_key(NOTEBOOK_DIR / f"{name}.py", declared, parameters, code)
+    if use_cache and exec_cache.is_fresh(out, key):
+        return out, True, float(exec_cache.read_record(out).get("seconds", 0.0))
     out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     # Progress bars inside the kernel would end up on the page; papermill's own bar
     # (one step per cell) shows progress in the terminal instead.
     previous = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
     try:
         papermill.execute_notebook(
-            str(src), str(out), parameters=parameters or {}, kernel_name="python3",
+            str(src), str(out), parameters=parameters, kernel_name="python3",
             cwd=str(REPO_ROOT), progress_bar=True, log_output=False,
         )
     finally:
@@ -123,7 +155,9 @@ def execute_chapter(
         else:
             os.environ["TQDM_DISABLE"] = previous
     hide_parameter_cells(out)
-    return out
+    seconds = time.perf_counter() - start
+    exec_cache.write_record(out, key, parts, seconds)
+    return out, False, seconds
 
 
 def copy_book_sources(dest: Path) -> Path:
@@ -152,19 +186,63 @@ def build_html(book_dir: Path = BOOK_DIR, strict: bool = True) -> Path:
     return book_dir / "_build" / "html" / "index.html"
 
 
-def build_book(parameters: dict[str, object] | None = None, book_dir: Path = BOOK_DIR) -> Path:
+def _html_sources(book_dir: Path) -> list[Path]:
+    """Every file the HTML is built from: the book folder (less ``_build``) and _config.yml."""
+    files = sorted(p for p in Path(book_dir).rglob("*")
+                   if p.is_file() and "_build" not in p.relative_to(book_dir).parts
+                   and not p.name.endswith(exec_cache.CACHE_SUFFIX))
+    return files + [REPO_ROOT / "_config.yml"]
+
+
+def build_book(parameters: dict[str, object] | None = None, book_dir: Path = BOOK_DIR,
+               force: bool = False) -> Path:
     """Execute every chapter in table-of-contents order into ``book_dir/chapters``, then
-    build the HTML."""
+    build the HTML.
+
+    A chapter whose cache key is unchanged (``stroke_lib.cache``) is reused, not
+    re-executed; the HTML build is skipped when every chapter was reused, no page changed
+    and the HTML exists. ``force`` re-executes every chapter and rebuilds the HTML. Each
+    chapter's time and the total are printed and written to ``book_dir/_build/build_log.json``
+    (chapter -> executed or reused, seconds of its execution, seconds this build spent).
+    """
+    parameters = parameters or {}
+    book_dir = Path(book_dir)
     names = chapter_names()
     for name in names:  # a misspelt parameter fails before minutes of work, not after
-        check_parameters(name, parameters or {})
+        check_parameters(name, parameters)
     start = time.perf_counter()
+    code = exec_cache.code_hash()
+    log: dict[str, dict] = {}
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
-        print(f"[{i}/{len(names)}] executing {name} ...", flush=True)
-        execute_chapter(name, parameters, Path(book_dir) / "chapters" / f"{name}.ipynb")
-        print(f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
-    print("building HTML with jupyter-book ...", flush=True)
-    index = build_html(book_dir)
-    print(f"book built in {time.perf_counter() - start:.0f} s: {index}", flush=True)
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        _, reused, seconds = _run_chapter(name, parameters, book_dir / "chapters" / f"{name}.ipynb",
+                                          use_cache=not force, code=code)
+        spent = time.perf_counter() - t0
+        log[name] = {"status": "reused" if reused else "executed", "execution_seconds": round(seconds, 2),
+                     "build_seconds": round(spent, 2)}
+        state = (f"unchanged, reused (executed earlier in {seconds:.0f} s)" if reused
+                 else f"executed in {seconds:.0f} s")
+        print(f"[{i}/{len(names)}] {name} {state}", flush=True)
+    index = book_dir / "_build" / "html" / "index.html"
+    key_file = book_dir / "_build" / "html_key.json"
+    html_key = exec_cache.tree_hash(_html_sources(book_dir))
+    previous = json.loads(key_file.read_text()).get("key") if key_file.exists() else None
+    if not force and index.exists() and previous == html_key:
+        print("HTML: unchanged, reused", flush=True)
+        html_state = "reused"
+    else:
+        print("building HTML with jupyter-book ...", flush=True)
+        t0 = time.perf_counter()
+        index = build_html(book_dir)
+        key_file.write_text(json.dumps({"key": html_key}) + "\n")
+        html_state = f"built in {time.perf_counter() - t0:.0f} s"
+    total = time.perf_counter() - start
+    executed = sum(v["execution_seconds"] for v in log.values() if v["status"] == "executed")
+    (book_dir / "_build" / "build_log.json").write_text(json.dumps(
+        {"chapters": log, "html": html_state, "total_seconds": round(total, 2), "force": force},
+        indent=1) + "\n")
+    n_reused = sum(v["status"] == "reused" for v in log.values())
+    print(f"book built in {total:.0f} s ({len(names) - n_reused} chapter(s) executed in "
+          f"{executed:.0f} s, {n_reused} reused; HTML {html_state}): {index}", flush=True)
     return index

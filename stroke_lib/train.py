@@ -9,6 +9,23 @@ are written to a temporary file in the same folder and renamed into place, so a 
 during a save leaves the previous file whole; the epoch before the last is kept as
 ``previous.pt``, the fallback when ``last.pt`` cannot be read.
 
+Two paths run the same loop. The plain path (the reference, the default on CPU) draws
+each batch from a ``DataLoader`` on the host, moves it to the device, augments it there
+and reads the loss back every step. The fast path (``TrainConfig.fast``, the default on
+CUDA) keeps the training and validation inputs on the device when they fit in half its
+free memory (else pinned host memory, copied asynchronously), gathers each batch by
+index there, runs the MONAI augmentation on the device tensors, uses channels-last
+memory for 3D convolutions, sums the loss on the device (one read per epoch), and wraps
+the model in ``torch.compile`` (on CUDA only, and not for a model with a Mamba block: its
+scan and mamba-ssm's kernels break the graph; a compilation failure falls back to eager
+mode and says so in ``FitResult.extras``). Both draw the same batches from the same
+random streams, so on CPU they give the same weights. bf16 autocast on CUDA is ``amp``,
+on either path.
+
+Under ``torchrun`` (a process group of more than one process, see
+``stroke_lib.distributed``) ``fit`` trains data-parallel and ``cross_validate`` spreads
+its folds over the processes.
+
 Splits are by patient, and a split that cannot give every test fold, and every inner
 validation set, both classes raises ``SplitError`` naming the patients of each class per
 fold: changing the number of folds changes the study, so it is left to the caller.
@@ -33,9 +50,11 @@ from monai.transforms import Randomizable
 from monai.utils import convert_to_tensor
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
+from stroke_lib import distributed
 from stroke_lib.metrics import as_binary_labels, auc
 
 logger = logging.getLogger(__name__)
@@ -132,6 +151,12 @@ class TrainConfig:
             time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
             random state is seeded from ``seed``, and the checkpoint keeps the transform
             itself, random states included, for resume.
+        fast: the fast path (see the module's docstring); None: on when training on CUDA.
+        compile: ``torch.compile`` the model on the fast path; None: on CUDA when the
+            model has no Mamba block, off on CPU (the inductor's CPU code needs a C++
+            toolchain and compiles for longer than a smoke run trains).
+        ddp: train data-parallel when a process group exists (torchrun); the global batch
+            ``batch_size`` is split evenly over the processes.
     """
 
     epochs: int = 10
@@ -149,6 +174,9 @@ class TrainConfig:
     progress: bool = True
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
     cosine: bool = False
+    fast: bool | None = None
+    compile: bool | None = None
+    ddp: bool = True
 
 
 @dataclass
@@ -207,9 +235,42 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 16, device: str
     out = []
     for i in range(0, len(x), batch_size):
         with _autocast(dev, amp):
-            logits = model(x[i : i + batch_size].to(dev))
-        out.append(torch.sigmoid(logits.float().reshape(-1)).cpu())
-    return torch.cat(out).numpy()
+            logits = model(x[i : i + batch_size].to(dev, non_blocking=True))
+        out.append(torch.sigmoid(logits.float().reshape(-1)))
+    return torch.cat(out).cpu().numpy()  # one device-to-host copy
+
+
+def _fits_on(device: torch.device, *tensors: torch.Tensor, fraction: float = 0.5) -> bool:
+    """Whether ``tensors`` fit in ``fraction`` of the device's free memory (always on CPU)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return sum(t.numel() * t.element_size() for t in tensors) < fraction * free
+
+
+def _has_mamba(model: nn.Module) -> bool:
+    from stroke_lib.models.mamba import Mamba
+
+    return any(isinstance(m, Mamba) for m in model.modules())
+
+
+class _Forward:
+    """The training forward: ``torch.compile``d when asked, falling back to eager mode
+    (and saying so in ``notes``) when compilation fails."""
+
+    def __init__(self, model: nn.Module, use_compile: bool, notes: list[str]) -> None:
+        self.model, self.notes = model, notes
+        self.compiled = torch.compile(model) if use_compile else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(x)
+            except torch._dynamo.exc.TorchDynamoException as err:
+                self.notes.append(f"torch.compile failed ({type(err).__name__}); trained in eager mode")
+                logger.warning(self.notes[-1])
+                self.compiled = None
+        return self.model(x)
 
 
 def fit(
@@ -236,29 +297,72 @@ def fit(
     or, if that cannot be read either, starts afresh. What happened is returned in
     ``FitResult.extras["checkpoint_notes"]`` (a list of sentences, empty when nothing did)
     and logged at WARNING level by this module's logger; no Python warning is raised.
+    ``extras["path"]`` says which path ran ("plain" or "fast", with its parts), and
+    ``extras["compile_notes"]`` why torch.compile was dropped, if it was.
+
+    Data-parallel (``config.ddp`` and a process group, see ``stroke_lib.distributed``):
+    each process trains on ``batch_size / world size`` rows of every global batch drawn
+    by a ``DistributedSampler`` (seeded by ``seed``, reshuffled each epoch), gradients are
+    averaged by ``DistributedDataParallel``, rank 0 writes the checkpoints (with every
+    process's random states), and every process returns the same model. A process group
+    of one process trains the same global batches as N processes.
     """
+    parallel = config.ddp and torch.distributed.is_available() and torch.distributed.is_initialized()
+    world = distributed.world_size() if parallel else 1
+    rank = distributed.rank() if parallel else 0
     dev = _device(config.device)
+    if parallel and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", distributed.local_rank())
+    fast = config.fast if config.fast is not None else dev.type == "cuda"
     _seed_all(config.seed)
     augment = config.augment
     if isinstance(augment, Randomizable):
-        augment.set_random_state(seed=config.seed)
+        augment.set_random_state(seed=config.seed + rank)
     model = model.to(dev)
+    channels_last = fast and x_train.dim() == 5
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     y_tr = torch.as_tensor(as_binary_labels(y_train, "y_train"), dtype=torch.float32)
     y_va = torch.as_tensor(as_binary_labels(y_val, "y_val"), dtype=torch.float32)
     gen = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(TensorDataset(x_train, y_tr), batch_size=config.batch_size,
-                        shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
+    resident = fast and _fits_on(dev, x_train, x_val)
+    if resident:  # moved to the device once
+        x_train, x_val = x_train.to(dev, non_blocking=True), x_val.to(dev, non_blocking=True)
+    if parallel:
+        if config.batch_size % world:
+            raise ValueError(f"batch_size {config.batch_size} does not split evenly over {world} processes")
+        sampler = DistributedSampler(range(len(y_tr)), num_replicas=world, rank=rank, shuffle=True,
+                                     seed=config.seed, drop_last=True)
+        per_rank = config.batch_size // world
+        loader = DataLoader(range(len(y_tr)), batch_size=per_rank, sampler=sampler,
+                            drop_last=len(sampler) > per_rank)
+    elif fast:  # batches of indices, drawn exactly as the plain loader draws its rows
+        sampler = None
+        loader = DataLoader(range(len(y_tr)), batch_size=config.batch_size, shuffle=True, generator=gen,
+                            drop_last=len(y_tr) > config.batch_size)
+    else:
+        sampler = None
+        loader = DataLoader(TensorDataset(x_train, y_tr), batch_size=config.batch_size,
+                            shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
+    y_dev = y_tr.to(dev)
+    pin = dev.type == "cuda" and not resident
     n_pos = float(y_tr.sum())
     pos_weight = torch.tensor((len(y_tr) - n_pos) / max(n_pos, 1.0)) if config.balance else None
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
     val_loss_fn = nn.BCEWithLogitsLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.cosine else None
+    notes: list[str] = []
+    use_compile = (config.compile if config.compile is not None
+                   else fast and dev.type == "cuda" and not _has_mamba(model))
+    wrapped = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None) \
+        if parallel else model
+    compile_notes: list[str] = []
+    forward = _Forward(wrapped, fast and use_compile, compile_notes)
 
     history: list[dict] = []
     best_loss, best_epoch, best_state, start = float("inf"), -1, None, 0
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
-    notes: list[str] = []
     state = _load_resume_state(ckpt, notes) if ckpt and config.resume else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -268,29 +372,52 @@ def fit(
         history, best_loss, best_epoch = state["history"], state["best_loss"], state["best_epoch"]
         best_state = state["best_model"]
         start = state["epoch"] + 1
-        _set_rng_state(state["rng"], gen)
-        augment = state["augment"]  # the transform itself, with its random states
+        rng, augment = state["rng"], state["augment"]  # the transform itself, with its random states
+        if parallel and len(state.get("ranks", [])) == world:
+            rng, augment = state["ranks"][rank]
+        _set_rng_state(rng, gen)
 
-    bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress, leave=False)
+    bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress or rank > 0,
+               leave=False)
     for epoch in bar:
         if epoch - best_epoch > config.patience and best_epoch >= 0:
             break
-        model.train()
-        total, n_used, lr = 0.0, 0, opt.param_groups[0]["lr"]
-        for xb, yb in loader:
-            xb, yb = xb.to(dev), yb.to(dev)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        wrapped.train()
+        lr = opt.param_groups[0]["lr"]
+        total, n_used = (torch.zeros((), dtype=torch.float64, device=dev), 0) if fast or parallel else (0.0, 0)
+        for batch in loader:
+            if fast or parallel:
+                idx = batch
+                xb = x_train[idx.to(x_train.device)]
+                xb = (xb.pin_memory() if pin else xb).to(dev, non_blocking=True)
+                yb = y_dev[idx.to(dev)]
+            else:
+                xb, yb = batch[0].to(dev), batch[1].to(dev)
             if augment is not None:
                 xb = torch.stack([convert_to_tensor(augment(sample), track_meta=False) for sample in xb])
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last_3d)
             opt.zero_grad(set_to_none=True)
             with _autocast(dev, config.amp):
-                logits = model(xb).reshape(-1)
+                logits = forward(xb).reshape(-1)
             loss = loss_fn(logits.float(), yb)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
-            total += float(loss.detach()) * len(yb)
+            if fast or parallel:  # summed on the device: no host synchronisation per step
+                total += loss.detach().double() * len(yb)
+            else:
+                total += float(loss.detach()) * len(yb)
             n_used += len(yb)
-        train_loss = total / n_used
+        if parallel:  # the mean over every process's rows; rank 0's buffers (BatchNorm) for all
+            counts = torch.stack([total, torch.tensor(float(n_used), dtype=torch.float64, device=dev)])
+            torch.distributed.all_reduce(counts)
+            total, n_used = counts[0], counts[1]
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, 0)
+        train_loss = float(total) / float(n_used)
         if sched is not None:
             sched.step()
         rng = _rng_state(gen)  # evaluation must not change the training random stream
@@ -301,21 +428,35 @@ def fit(
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                         "val_auc": val_auc, "lr": lr})
         bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
-        if val_loss < best_loss:
+        improved = val_loss < best_loss
+        if improved:
             best_loss, best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
-            if ckpt:
-                _save_atomic({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
         if ckpt:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
-                          "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
-                          "best_model": best_state, "rng": _rng_state(gen), "augment": augment},
-                         ckpt / "last.pt", keep_previous=ckpt / "previous.pt")
+            ranks = distributed.all_gather((_rng_state(gen), augment)) if parallel else None
+            if rank == 0:
+                if improved:
+                    _save_atomic({"model": best_state, "epoch": epoch}, ckpt / "best.pt")
+                extra = {"ranks": ranks} if parallel else {}
+                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
+                              "history": history, "best_loss": best_loss, "best_epoch": best_epoch,
+                              "best_model": best_state, "rng": _rng_state(gen), "augment": augment, **extra},
+                             ckpt / "last.pt", keep_previous=ckpt / "previous.pt")
+            if parallel:
+                distributed.barrier()
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1,
-                     device=str(dev), extras={"checkpoint_notes": notes})
+    if channels_last:
+        model = model.to(memory_format=torch.contiguous_format)
+    path = ("fast (" + ", ".join(part for part, on in (
+        ("inputs on the device", resident), ("channels-last", channels_last),
+        ("torch.compile", forward.compiled is not None), ("bf16 autocast", config.amp and dev.type == "cuda"))
+        if on) + ")") if fast else "plain"
+    if parallel:
+        path += f", data-parallel on {world} processes"
+    return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1, device=str(dev),
+                     extras={"checkpoint_notes": notes, "path": path, "compile_notes": compile_notes})
 
 
 def _save_atomic(obj: dict, path: Path, keep_previous: Path | None = None) -> None:
@@ -415,12 +556,18 @@ def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fi
 
 
 def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarray,
-                   n_splits: int, config: TrainConfig) -> tuple[np.ndarray, list[dict]]:
+                   n_splits: int, config: TrainConfig,
+                   spread: bool | None = None) -> tuple[np.ndarray, list[dict]]:
     """Patient-level stratified k-fold: out-of-fold scores (N,) and one record per fold
     (fit result, validation labels/scores, test index).
 
     Every split, the inner validation split of every training part included, is checked
     before anything is trained: ``SplitError`` names the fold and its patients per class.
+
+    ``spread`` (None: when a process group of more than one process exists, see
+    ``stroke_lib.distributed``): fold k is trained by rank k mod N alone (not
+    data-parallel), and every process gets every fold's record (models on the CPU) and
+    the merged scores; the folds, seeds and so the results are those of one process.
     """
     scores = np.full(len(y), np.nan)
     splits = patient_folds(y, groups, n_splits, config.seed)
@@ -429,12 +576,23 @@ def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarra
             _inner_split(y[tr], groups[tr], config.seed + k)
         except SplitError as err:
             raise SplitError(f"training part of fold {k + 1} of {n_splits}: {err}") from None
-    folds = []
-    for k, (tr, te) in enumerate(splits):
-        cfg = TrainConfig(**{**config.__dict__, "seed": config.seed + k,
+    world = distributed.world_size()
+    spread = world > 1 if spread is None else spread and world > 1
+    mine = [k for k in range(len(splits)) if not spread or k % world == distributed.rank()]
+    done = []
+    for k in mine:
+        tr, te = splits[k]
+        cfg = TrainConfig(**{**config.__dict__, "seed": config.seed + k, "ddp": config.ddp and not spread,
+                             "progress": config.progress and distributed.is_main(),
                              "checkpoint_dir": (Path(config.checkpoint_dir) / f"fold{k}")
                              if config.checkpoint_dir else None})
         out = train_and_test(make_model, x[tr], y[tr], groups[tr], x[te], cfg)
-        scores[te] = out["score_test"]
-        folds.append({**out, "test_index": te})
+        if spread:
+            out["fit"].model = out["fit"].model.cpu()
+        done.append((k, {**out, "test_index": te}))
+    if spread:
+        done = [item for part in distributed.all_gather(done) for item in part]
+    folds = [fold for _, fold in sorted(done, key=lambda item: item[0])]
+    for fold in folds:
+        scores[fold["test_index"]] = fold["score_test"]
     return scores, folds
