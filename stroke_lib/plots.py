@@ -389,9 +389,10 @@ def lesion_volumes(measured_ml: np.ndarray, nihss: np.ndarray, cutoff: int, site
     fig, axes = plt.subplots(1, panels, figsize=(4.9 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
     sns.scatterplot(x=measured_ml, y=nihss, hue=sites, ax=ax, s=18)
-    ax.axhline(cutoff + 0.5, color="grey", ls="--", lw=0.8)
-    ax.text(ax.get_xlim()[0], cutoff + 0.7, f" non-minor: NIHSS > {cutoff}", fontsize=7, color="grey", va="bottom")
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.axhline(cutoff + 0.5, color="grey", ls="--", lw=0.8)
+    ax.text(0, cutoff + 0.7, f" non-minor: NIHSS > {cutoff}", fontsize=7, color="grey", va="bottom")
     ax.set(xlabel="measured acute lesion volume (ml)", ylabel="NIHSS", title="NIHSS against measured volume")
     ax.legend(title="site", fontsize=7)
     if true_ml is not None:
@@ -401,6 +402,7 @@ def lesion_volumes(measured_ml: np.ndarray, nihss: np.ndarray, cutoff: int, site
         ax.plot([0, hi], [0, hi], color="grey", lw=0.8, ls="--")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_yscale("symlog", linthresh=1.0)
+        ax.set(xlim=(0, None), ylim=(0, None))
         ax.set(xlabel="true acute lesion volume (ml, template space)", ylabel="measured (ml, thresholds)",
                title="Measured against true volume")
     fig.suptitle(title)
