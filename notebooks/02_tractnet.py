@@ -400,6 +400,11 @@ summary
 # model can pass.
 
 # %%
+def p_text(p: float) -> str:
+    """A p-value as the page prints it."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 evaluations = {ev_int: (y_int, g_int, cv_scores)}
 if has_external:
     evaluations[ev_ext] = (data.y[external], groups_ext, ext_scores)
@@ -412,7 +417,7 @@ for ev, (y, g, scores) in evaluations.items():
         if label != "TRACT-NET":
             tests[label, ev] = delong_test(y, scores["TRACT-NET"], score, groups=g)
             row["TRACT-NET minus model"] = f"{tests[label, ev]['difference']:+.3f}"
-            row["paired DeLong p"] = f"{tests[label, ev]['p']:.3f}"
+            row["paired DeLong p"] = p_text(tests[label, ev]["p"]).lstrip("= ")
         comparison.append(row)
 comparison = pd.DataFrame(comparison).set_index(["evaluation", "model"]).fillna("-")
 comparison.columns.name = f"{tag} cohort"
@@ -445,17 +450,16 @@ def verdict(label: str) -> str:
     for ev in evaluations:
         t = tests[label, ev]
         if t["p"] < 0.05:
-            word = "beats" if t["difference"] > 0 else "is beaten by"
+            word = "TRACT-NET beats it" if t["difference"] > 0 else "TRACT-NET is beaten by it"
         else:
-            word = "does not differ significantly from"
-        parts.append(f"in the {ev}, TRACT-NET {word} the {label} (AUC difference "
-                     f"{t['difference']:+.3f}, paired DeLong p = {t['p']:.3f})")
-    return "; ".join(parts)
+            word = "TRACT-NET does not differ significantly from it"
+        parts.append(f"{ev}: {word} (AUC difference {t['difference']:+.3f}, paired DeLong p {p_text(t['p'])})")
+    return f"- **{label}**: " + "; ".join(parts) + "."
 
 
-glue("verdict_volume", verdict("lesion volume (logistic regression)"), display=False)
-glue("verdict_location", verdict("lesion volume, side and location (logistic regression)"), display=False)
-glue("verdict_base", verdict(best_base), display=False)
+glue("verdicts", Markdown("\n".join(verdict(m) for m in [
+    "lesion volume (logistic regression)", "lesion volume, side and location (logistic regression)",
+    *baselines])), display=False)
 curves = {f"{m}, {ev_int}": (y_int, cv_scores[m], g_int)
           for m in ["TRACT-NET", best_base, "lesion volume (logistic regression)"]}
 if has_external:
@@ -480,11 +484,15 @@ glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohor
 # TRACT-NET's cross-validated AUC is {glue:text}`tract_cv_auc`: {glue:text}`tract_vs_chance`.
 # Beside it stand {glue:text}`base_cv_auc` for the better baseline ({glue:text}`best_base`),
 # {glue:text}`volume_cv_auc` for the measured lesion volume alone, and an oracle ceiling
-# of {glue:text}`ceiling_int` on the same patients. Against the lesion volume,
-# {glue:text}`verdict_volume`. Against the volume with side and location,
-# {glue:text}`verdict_location`. Against the {glue:text}`best_base`,
-# {glue:text}`verdict_base`. A difference that is not significant is not evidence of no
-# difference: with this many patients the intervals are wide.
+# of {glue:text}`ceiling_int` on the same patients. Does the deep model beat the models
+# it is set against? The paired DeLong tests, evaluation by evaluation:
+#
+# ```{glue:md} verdicts
+# :format: myst
+# ```
+#
+# A difference that is not significant is not evidence of no difference: with this many
+# patients the intervals are wide.
 #
 # ### Thresholds, confusion matrices and calibration
 #
@@ -558,7 +566,7 @@ for label, score in ab_scores.items():
            "parameters": f"{n_params['TRACT-NET' if label == 'TRACT-NET (full)' else f'ablation: {label}']:,}"}
     if label != "TRACT-NET (full)":
         d = delong_test(ab_y, ab_scores["TRACT-NET (full)"], score, groups=ab_g)
-        row |= {"full minus variant": f"{d['difference']:+.3f}", "paired DeLong p": f"{d['p']:.3f}"}
+        row |= {"full minus variant": f"{d['difference']:+.3f}", "paired DeLong p": p_text(d["p"]).lstrip("= ")}
     ablations.append(row)
 ablations = pd.DataFrame(ablations).set_index("variant").fillna("-")
 ablations.columns.name = (f"{tag}: test patients of the first {ablation_folds} of {folds} folds" if ablation_folds < folds
@@ -599,7 +607,7 @@ else:
             t = metrics_table(y_c, score, g_int, n_boot=n_bootstrap, seed=seed).loc["auc"]
             row[f"{label} AUC [95% CI]"] = format_interval(t.estimate, t.lower, t.upper)
         d = delong_test(y_c, oof_c, vol_c, groups=g_int)
-        row["TRACT-NET minus lesion volume, paired DeLong p"] = f"{d['difference']:+.3f}, p = {d['p']:.3f}"
+        row["TRACT-NET minus lesion volume, paired DeLong p"] = f"{d['difference']:+.3f}, p {p_text(d['p'])}"
         cut_rows.append(row)
     cut_table = pd.DataFrame(cut_rows).set_index("NIHSS cut-off (minor: at or below)")
     cut_table.columns.name = f"{tag}, {ev_int}"
