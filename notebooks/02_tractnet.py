@@ -29,7 +29,7 @@ device: str = "auto"  # "auto" | "cpu" | "cuda"
 seed: int = 0
 n_subjects: int = 0  # embedded cohort size; 0: the profile's default
 in_plane: int = 0  # embedded cohort pixels per side of an axial slice; 0: the profile's default
-epochs: int = 0  # TRACT-NET and its ablations; 0: 6 in smoke, the profile's default in full
+epochs: int = 0  # TRACT-NET and its ablations; 0: 15 in smoke, the profile's default in full
 baseline_epochs: int = 0  # chapter 01's baselines; 0: the profile's default, as chapter 01
 lr: float = 0.0  # TRACT-NET and its ablations; 0: 1e-3 (the baselines use the profile's)
 folds: int = 0  # 0: the profile's default
@@ -70,7 +70,7 @@ from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predict
 run = start_run(profile, device, seed)
 s = run.settings
 slim = run.profile == "smoke"
-epochs = epochs or (6 if slim else int(s["epochs"]))
+epochs = epochs or (15 if slim else int(s["epochs"]))
 baseline_epochs = baseline_epochs or int(s["epochs"])
 lr = lr or 1e-3
 folds = folds or int(s["folds"])
