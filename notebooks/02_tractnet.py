@@ -276,7 +276,8 @@ display(Markdown(f"The baselines' predictions were **{baseline_source}**."))
 # above). The learning rate: in a smoke run at seed 0 with the baselines' rate (0.003),
 # TRACT-NET's validation loss rose to two to ten times its starting value after the
 # first epoch in every fold while the training loss kept falling, and early stopping
-# kept a one-epoch model in two folds of three; at 0.001 it trains stably. And the number of epochs: the smoke profile trains
+# kept a one-epoch model in two folds of three; at 0.001 the rise comes later and is
+# smaller (the training curves below). And the number of epochs: the smoke profile trains
 # TRACT-NET for fewer epochs than the baselines so that the chapter, with its ablations,
 # still runs in minutes on two CPU cores.
 
