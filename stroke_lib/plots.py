@@ -302,3 +302,109 @@ def gradcam_overlays(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarra
     cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
     fig.colorbar(im, cax=cax, label="map (0 to 1, per patient)")
     return fig
+
+
+def _box(ax: plt.Axes, x: float, y: float, w: float, h: float, text: str, colour: str,
+         fontsize: float = 7) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", fc=colour, ec="black", lw=0.8))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "lw": 0.9})
+
+
+def tractnet_architecture(model, input_shape: Sequence[int], title: str) -> plt.Figure:
+    """Block diagram of a ``stroke_lib.models.TractNet``: the path from input to logit with
+    each stage's channels and map size (read from one forward pass of a zero input of
+    ``input_shape`` (C, X, Y, Z)), and below it the mixture-residual block with its skip
+    mixture (identity, 3D coordinate attention, 3D efficient self-attention)."""
+    import torch
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+             for name, module in [("stem", model.stem), *((f"stage {i + 1}", s) for i, s in enumerate(model.stages)),
+                                  ("bottleneck", model.bottleneck)]]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros((1, *input_shape)))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    size = lambda s: "x".join(str(v) for v in s[1:])  # noqa: E731
+    names = {"identity": "identity", "coord_attention": "3D coordinate attention",
+             "efficient_attention": "3D efficient self-attention"}
+    mixture = getattr(model.stages[0][-1].skip, "components", {"identity": None})
+    components = [names[c] for c in mixture]
+    bottleneck = (f"Mamba bottleneck\n{model.bottleneck.scan} scan\nsequence of {int(np.prod(shapes['bottleneck'][1:]))} voxels"
+                  if hasattr(model.bottleneck, "scan") else "no Mamba\n(identity)")
+    blocks = [("input\nDWI", f"{input_shape[0]} x {size(input_shape)}", "#FFFFFF"),
+              ("stem\nconv 3³, stride 2", f"{shapes['stem'][0]} x {size(shapes['stem'])}", "#E0E0E0")]
+    for i in range(len(model.stages)):
+        n = sum(1 for m in model.stages[i] if m.__class__.__name__ == "MixtureResidualBlock")
+        down = "" if i == 0 else "down 2, "
+        blocks.append((f"stage {i + 1}\n{down}{n} mixture-\nresidual block{'s' if n > 1 else ''}",
+                       f"{shapes[f'stage {i + 1}'][0]} x {size(shapes[f'stage {i + 1}'])}", "#9ECAE1"))
+    blocks += [(bottleneck, f"{shapes['bottleneck'][0]} x {size(shapes['bottleneck'])}", "#FDD0A2"),
+               ("global average\npool + linear", "1 logit", "#E0E0E0")]
+    fig, ax = plt.subplots(figsize=(11, 5.2))
+    w, h, gap = 1.18, 1.0, 0.32
+    for i, (text, shape, colour) in enumerate(blocks):
+        x = i * (w + gap)
+        _box(ax, x, 3.2, w, h, text, colour, fontsize=6.5)
+        ax.text(x + w / 2, 3.0, shape, ha="center", va="top", fontsize=6.5, color="#404040")
+        if i:
+            _arrow(ax, (x - gap, 3.7), (x, 3.7))
+    # the mixture-residual block, drawn below
+    _box(ax, 0.3, 0.9, 1.2, 0.7, "x", "#FFFFFF")
+    _box(ax, 2.4, 1.75, 2.6, 0.65, "F(x): conv 3³-BN-ReLU-conv 3³-BN", "#9ECAE1", fontsize=6.5)
+    ys = np.linspace(1.15, -0.15, len(components))
+    for comp, y in zip(components, ys):
+        _box(ax, 2.4, y - 0.25, 2.6, 0.5, comp, "#C7E9C0" if comp != "identity" else "#FFFFFF", fontsize=6.5)
+        _arrow(ax, (1.5, 1.25), (2.4, y))
+        _arrow(ax, (5.0, y), (6.1, 0.75))
+    _box(ax, 6.1, 0.4, 2.0, 0.7, "S(x) = Σ softmax(α)ᵢ Sᵢ(x)\n(learned mixture)", "#C7E9C0", fontsize=6.5)
+    _box(ax, 9.0, 0.9, 1.9, 0.7, "ReLU(F(x) + S(x))", "#9ECAE1", fontsize=6.5)
+    _arrow(ax, (1.5, 1.25), (2.4, 2.07))
+    _arrow(ax, (5.0, 2.07), (9.0, 1.4))
+    _arrow(ax, (8.1, 0.75), (9.0, 1.1))
+    ax.text(0, 4.45, "below each box: channels x map size", fontsize=7, color="#404040")
+    ax.text(0.3, 2.6, "mixture-residual block (every block of every stage)", fontsize=8, weight="bold")
+    ax.set(xlim=(-0.2, len(blocks) * (w + gap)), ylim=(-0.6, 4.6), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def lesion_volumes(measured_ml: np.ndarray, nihss: np.ndarray, cutoff: int, sites: np.ndarray, title: str,
+                   true_ml: np.ndarray | None = None) -> plt.Figure:
+    """Measured acute lesion volume (ml) against NIHSS, with the minor/non-minor cut-off;
+    beside it, when ``true_ml`` is given (the embedded cohort), measured against true volume
+    with the identity line. Volumes on a symmetric-log axis (linear below 1 ml), one point
+    per patient coloured by site."""
+    panels = 1 if true_ml is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.9 * panels, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    sns.scatterplot(x=measured_ml, y=nihss, hue=sites, ax=ax, s=18)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.axhline(cutoff + 0.5, color="grey", ls="--", lw=0.8)
+    ax.text(0, cutoff + 0.7, f" non-minor: NIHSS > {cutoff}", fontsize=7, color="grey", va="bottom")
+    ax.set(xlabel="measured acute lesion volume (ml)", ylabel="NIHSS", title="NIHSS against measured volume")
+    ax.legend(title="site", fontsize=7)
+    if true_ml is not None:
+        ax = axes[0, 1]
+        sns.scatterplot(x=true_ml, y=measured_ml, hue=sites, ax=ax, s=18, legend=False)
+        hi = float(max(np.max(true_ml), np.max(measured_ml)))
+        ax.plot([0, hi], [0, hi], color="grey", lw=0.8, ls="--")
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set(xlim=(0, None), ylim=(0, None))
+        ax.set(xlabel="true acute lesion volume (ml, template space)", ylabel="measured (ml, thresholds)",
+               title="Measured against true volume")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
