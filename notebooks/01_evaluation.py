@@ -217,7 +217,8 @@ summary
 # included. The **image-only ceiling** keeps only the part of the latent risk that the
 # lesion itself sets (its volume and where it lies): the best a model reading the image
 # could hope for. The last columns say how much of the way from chance (0.5) to the oracle
-# ceiling each model comes.
+# ceiling each model comes; with few patients an AUC can pass a ceiling's point estimate by
+# chance, and the share then reads above 1 (their intervals overlap).
 
 # %%
 latents = {name: data.rows[col].to_numpy(float) for name, col in
