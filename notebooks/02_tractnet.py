@@ -273,11 +273,11 @@ display(Markdown(f"The baselines' predictions were **{baseline_source}**."))
 # The one training loop of the book (`stroke_lib.train.fit`, chapter 01) with the
 # baselines' optimiser, learning rate, augmentation, class weighting and early stopping;
 # the folds and the seeds of every fold are theirs. Two settings may differ (parameters
-# above). The learning rate: in a smoke run at seed 0 with the baselines' rate (0.003),
-# TRACT-NET's validation loss rose to two to ten times its starting value after the
-# first epoch in every fold while the training loss kept falling, and early stopping
-# kept a one-epoch model in two folds of three; at 0.001 the rise comes later and is
-# smaller (the training curves below). And the number of epochs: the smoke profile trains
+# above). The learning rate: TRACT-NET trains at its own rate (`-p lr`), lower than the
+# baselines' in the smoke profile, because at the baselines' rate its validation loss
+# climbs after the first epoch while the training loss keeps falling, and early stopping
+# then keeps a one-epoch model; `-p lr` set to the baselines' rate shows it, and the
+# training curves below show this run. And the number of epochs: the smoke profile trains
 # TRACT-NET for fewer epochs than the baselines so that the chapter, with its ablations,
 # still runs in minutes on two CPU cores.
 
