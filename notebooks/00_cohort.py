@@ -18,7 +18,7 @@
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
 dataset: str = "synthetic"  # or a manifest: soop, isles_2022, isles_2024, rsna_ich_2019, cq500, aisd, teknofest_2021
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
-device: str = "auto"  # "auto" | "cpu" | "cuda"
+device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
 n_subjects: int = 0  # embedded cohort size; 0: the profile's default
 in_plane: int = 0  # pixels per side of an axial slice; 0: the profile's default

@@ -21,7 +21,7 @@
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
 dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022)
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
-device: str = "auto"  # "auto" | "cpu" | "cuda"
+device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
 n_subjects: int = 0  # embedded cohort size; 0: the profile's default
 in_plane: int = 0  # embedded cohort pixels per side of an axial slice; 0: the profile's default
@@ -39,15 +39,15 @@ from myst_nb import glue
 
 from stroke_lib.data import CohortSpec, load_dataset
 from stroke_lib.data.synthetic.labels import NIHSS_MINOR_CUTOFF
-from stroke_lib.datasets import augmentation, dwi_dataset
-from stroke_lib.explain import CAM_METHODS, RANDOMISATION_RULE, saliency_checks
+from stroke_lib.datasets import augmentation, severity_task
+from stroke_lib.explain import CAM_METHODS, RANDOMISATION_RULE, overlay_cases, saliency_checks
 from stroke_lib.metrics import calibration, delong_test, metrics_table, youden_threshold
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline
-from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column
+from stroke_lib.page import chapter_opening, glue_figure, interval_column
 from stroke_lib.paths import data_dir
 from stroke_lib.plots import confusion_matrices, gradcam_overlays, reliability, roc_curves, training_curves
 from stroke_lib.report import (ceiling_beside_auc, glue_metrics, model_card, paper_vs_study,
-                               published_roc_points, write_record)
+                               published_roc_points, saliency_views, write_record)
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, predictions_table, train_and_test
 
@@ -97,42 +97,15 @@ chapter_opening(
 
 # %%
 cohort = load_dataset(dataset, data_root or None, spec)
-rows = cohort.table[cohort.table.modality == "DWI"]
-if "stroke_type" in rows:
-    rows = rows[rows.stroke_type == "ischaemic"]
-elif "acuteischaemicstroke" in rows:  # SOOP's participants.tsv
-    rows = rows[rows.acuteischaemicstroke == 1]
-rows = rows[rows.nihss.notna()]
-y_all = (rows.nihss > NIHSS_MINOR_CUTOFF).astype(int).to_numpy()
-data = dwi_dataset(rows, y_all, s["input_shape"], channels=("dwi",))
-sites = data.rows.site.astype(str).to_numpy()
-internal_site = "A" if "A" in set(sites) else pd.Series(sites).mode()[0]
-internal = np.flatnonzero(sites == internal_site)
-external = np.flatnonzero(sites != internal_site)
-has_external = len(external) > 0
-has_masks = bool(data.masks.any())
-ev_int, ev_ext = f"site {internal_site} cross-validation", "external sites"
-counts = data.rows.assign(label=np.where(data.y == 1, "non-minor", "minor")).groupby(
-    ["site", "label"]).size().unstack(fill_value=0)
-counts.columns.name = f"patients ({tag})"
-counts
+task = severity_task(cohort.table, NIHSS_MINOR_CUTOFF, s["input_shape"])
+data, internal, external, internal_site = task.data, task.internal, task.external, task.internal_site
+has_external, has_masks, ev_int, ev_ext = task.has_external, task.has_masks, task.ev_int, task.ev_ext
+task.counts(tag)
 
 # %%
-skipped = []
-if not has_external:
-    skipped.append(f"**External evaluation skipped**: {dataset} has one site ({internal_site}), so "
-                   "this run cross-validates within it; an external evaluation needs a second site "
-                   "or dataset.")
-if not has_masks:
-    skipped.append(f"**Localisation skipped**: {dataset} has no lesion masks, so saliency maps "
-                   "cannot be scored against lesions; the randomisation check, which needs no "
-                   "mask, is kept.")
-if not synthetic:
-    skipped.append("**Oracle ceiling unknown**: only the embedded cohort knows each patient's "
-                   "true latent risk.")
-display(Markdown("\n\n".join(skipped) if skipped else
-                 f"Site {internal_site} is cross-validated; the other site is the external "
-                 "evaluation, and lesion masks score the saliency maps."))
+display(Markdown(task.availability(
+    dataset, synthetic, f"Site {internal_site} is cross-validated; the other site is the external "
+    "evaluation, and lesion masks score the saliency maps.")))
 
 # %% [markdown]
 # ## Training and cross-validation
@@ -353,43 +326,11 @@ reports = {label: saliency_checks(sal_models[label], x_sal, masks_sal, brains_sa
                                   n_boot=n_bootstrap, localise=has_masks)
            for label, name in models.items()}
 display(Markdown(f"Maps are computed on {sal_where}."))
-if has_masks:
-    loc = pd.concat({m: r.localisation for m, r in reports.items()}, names=["model"])
-    loc_view = pd.DataFrame({
-        "energy in lesion [95% CI]": [format_interval(r["energy in lesion"], r["energy lower"], r["energy upper"])
-                                      for _, r in loc.iterrows()],
-        "lesion share of brain": loc["lesion share of brain"].map("{:.4f}".format),
-        "energy / share": loc["energy / share"].map("{:.1f}".format),
-        "pointing game [Wilson 95% CI]": [format_interval(r["pointing game"], r["pointing lower"],
-                                                          r["pointing upper"]) for _, r in loc.iterrows()],
-        "pointing by chance": loc["pointing by chance"].map("{:.4f}".format),
-        "patients": loc["patients with a lesion"]}, index=loc.index)
-    loc_view.columns.name = f"localisation ({tag})"
+loc_view, verdict_view, sentences = saliency_views(reports, tag)
+if loc_view is not None:
     display(loc_view)
-
-# %%
-verdicts = pd.concat({m: r.verdicts for m, r in reports.items()}, names=["model"])
-view = pd.DataFrame(index=verdicts.index)
-if has_masks:
-    view["energy in lesion, trained minus random weights [95% CI]"] = [
-        format_interval(r["energy in lesion, trained minus random"], r["difference lower"],
-                        r["difference upper"]) for _, r in verdicts.iterrows()]
-    view["localisation verdict"] = verdicts["localisation"]
-view["Spearman after randomising top layers [95% CI]"] = [
-    format_interval(r["Spearman after randomising top layers"], r["Spearman lower"], r["Spearman upper"])
-    for _, r in verdicts.iterrows()]
-view["randomisation check"] = verdicts["randomisation check"]
-view.columns.name = f"verdicts ({tag})"
-display(view)
-sentences = []
-for (model_name, method), r in verdicts.iterrows():
-    parts = []
-    if has_masks:
-        parts.append(f"{r['localisation']} (difference in energy in lesion "
-                     f"{format_interval(r['energy in lesion, trained minus random'], r['difference lower'], r['difference upper'])})")
-    parts.append(f"randomisation check {r['randomisation check'].split(':')[0]}")
-    sentences.append(f"- **{model_name}, {method}**: " + "; ".join(parts) + ".")
-glue("saliency_verdicts", Markdown("\n".join(sentences)), display=False)
+display(verdict_view)
+glue("saliency_verdicts", Markdown(sentences), display=False)
 
 # %% [markdown]
 # In words, from the tables above:
@@ -404,14 +345,7 @@ glue("saliency_verdicts", Markdown("\n".join(sentences)), display=False)
 # harsh score here, and the energy share the fairer one.
 
 # %%
-if has_masks:
-    size = masks_sal.sum(axis=(1, 2, 3))
-    with_lesion = np.flatnonzero(size > 0)
-    largest = with_lesion[np.argmax(size[with_lesion])]
-    typical = with_lesion[np.argsort(size[with_lesion])[len(with_lesion) // 2]]
-    chosen = [("largest lesion", largest), ("median lesion", typical)]
-else:
-    chosen = [("first patient", 0), ("second patient", min(1, len(sal_idx) - 1))]
+chosen = overlay_cases(masks_sal)
 glue("overlay_best", best, display=False)
 glue_figure("fig_saliency", gradcam_overlays(
     [(f"{why}\n{groups_sal[i]}, {method}", x_sal[i, 0].numpy(), reports[best].maps[method, "trained"][i],

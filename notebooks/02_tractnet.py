@@ -25,7 +25,7 @@
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
 dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022)
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
-device: str = "auto"  # "auto" | "cpu" | "cuda"
+device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
 n_subjects: int = 0  # embedded cohort size; 0: the profile's default
 in_plane: int = 0  # embedded cohort pixels per side of an axial slice; 0: the profile's default
@@ -53,8 +53,8 @@ from sklearn.preprocessing import StandardScaler
 
 from stroke_lib.data import CohortSpec, load_dataset
 from stroke_lib.data.synthetic.labels import NIHSS_MINOR_CUTOFF
-from stroke_lib.datasets import augmentation, dwi_dataset
-from stroke_lib.explain import CAM_METHODS, RANDOMISATION_RULE, saliency_checks
+from stroke_lib.datasets import augmentation, severity_task
+from stroke_lib.explain import CAM_METHODS, RANDOMISATION_RULE, overlay_cases, saliency_checks
 from stroke_lib.lesion_features import ADC_CORE_MAX, DWI_RATIO_MIN, MIN_COMPONENT_ML, lesion_features
 from stroke_lib.metrics import calibration, delong_test, metrics_table, youden_threshold
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline, mamba_backends, tractnet
@@ -63,7 +63,7 @@ from stroke_lib.paths import data_dir
 from stroke_lib.plots import (confusion_matrices, gradcam_overlays, lesion_volumes, reliability, roc_curves,
                                tractnet_architecture, training_curves)
 from stroke_lib.report import (ceiling_beside_auc, glue_metrics, paper_vs_study, published,
-                               published_roc_points, write_record)
+                               published_roc_points, saliency_views, write_record)
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predictions_table, train_and_test
 
@@ -168,43 +168,15 @@ display(Markdown("\n".join(" ".join(t.split()) for t in items)))
 
 # %%
 cohort = load_dataset(dataset, data_root or None, spec)
-rows = cohort.table[cohort.table.modality == "DWI"]
-if "stroke_type" in rows:
-    rows = rows[rows.stroke_type == "ischaemic"]
-elif "acuteischaemicstroke" in rows:  # SOOP's participants.tsv
-    rows = rows[rows.acuteischaemicstroke == 1]
-rows = rows[rows.nihss.notna()]
-y_all = (rows.nihss > nihss_cutoff).astype(int).to_numpy()
-data = dwi_dataset(rows, y_all, s["input_shape"], channels=("dwi",))
-sites = data.rows.site.astype(str).to_numpy()
-internal_site = "A" if "A" in set(sites) else pd.Series(sites).mode()[0]
-internal = np.flatnonzero(sites == internal_site)
-external = np.flatnonzero(sites != internal_site)
-has_external = len(external) > 0
-has_masks = bool(data.masks.any())
-ev_int, ev_ext = f"site {internal_site} cross-validation", "external sites"
-counts = data.rows.assign(label=np.where(data.y == 1, "non-minor", "minor")).groupby(
-    ["site", "label"]).size().unstack(fill_value=0)
-counts.columns.name = f"patients ({tag})"
-counts
+task = severity_task(cohort.table, nihss_cutoff, s["input_shape"])
+data, internal, external, internal_site = task.data, task.internal, task.external, task.internal_site
+has_external, has_masks, ev_int, ev_ext = task.has_external, task.has_masks, task.ev_int, task.ev_ext
+task.counts(tag)
 
 # %%
-skipped = []
-if not has_external:
-    skipped.append(f"**External evaluation skipped**: {dataset} has one site ({internal_site}), so "
-                   "this run cross-validates within it; an external evaluation needs a second site "
-                   "or dataset.")
-if not has_masks:
-    skipped.append(f"**Localisation skipped**: {dataset} has no lesion masks, so saliency maps "
-                   "cannot be scored against lesions; the randomisation check, which needs no "
-                   "mask, is kept.")
-if not synthetic:
-    skipped.append("**Oracle ceiling unknown**: only the embedded cohort knows each patient's "
-                   "true latent risk.")
-display(Markdown("\n\n".join(skipped) if skipped else
-                 f"Site {internal_site} is cross-validated, as the paper did on AMC; the other "
-                 "site is the external evaluation, as SOOP was for the paper, and lesion masks "
-                 "score the saliency maps."))
+display(Markdown(task.availability(
+    dataset, synthetic, f"Site {internal_site} is cross-validated, as the paper did on AMC; the other "
+    "site is the external evaluation, as SOOP was for the paper, and lesion masks score the saliency maps.")))
 
 # %% [markdown]
 # ## The baselines of chapter 01, on the same folds
@@ -648,42 +620,11 @@ report = saliency_checks(sal_model, x_sal, masks_sal, brains_sal, GRADCAM_LAYERS
                          localise=has_masks)
 timings["saliency checks"] = time.perf_counter() - t0
 display(Markdown(f"Maps are computed on {sal_where}."))
-if has_masks:
-    loc = report.localisation
-    loc_view = pd.DataFrame({
-        "energy in lesion [95% CI]": [format_interval(r["energy in lesion"], r["energy lower"], r["energy upper"])
-                                      for _, r in loc.iterrows()],
-        "lesion share of brain": loc["lesion share of brain"].map("{:.4f}".format),
-        "energy / share": loc["energy / share"].map("{:.1f}".format),
-        "pointing game [Wilson 95% CI]": [format_interval(r["pointing game"], r["pointing lower"],
-                                                          r["pointing upper"]) for _, r in loc.iterrows()],
-        "pointing by chance": loc["pointing by chance"].map("{:.4f}".format),
-        "patients": loc["patients with a lesion"]}, index=loc.index)
-    loc_view.columns.name = f"TRACT-NET localisation ({tag})"
+loc_view, verdict_view, sentences = saliency_views({"TRACT-NET": report}, tag)
+if loc_view is not None:
     display(loc_view)
-
-# %%
-view = pd.DataFrame(index=report.verdicts.index)
-if has_masks:
-    view["energy in lesion, trained minus random weights [95% CI]"] = [
-        format_interval(r["energy in lesion, trained minus random"], r["difference lower"],
-                        r["difference upper"]) for _, r in report.verdicts.iterrows()]
-    view["localisation verdict"] = report.verdicts["localisation"]
-view["Spearman after randomising top layers [95% CI]"] = [
-    format_interval(r["Spearman after randomising top layers"], r["Spearman lower"], r["Spearman upper"])
-    for _, r in report.verdicts.iterrows()]
-view["randomisation check"] = report.verdicts["randomisation check"]
-view.columns.name = f"TRACT-NET verdicts ({tag})"
-display(view)
-sentences = []
-for method, r in report.verdicts.iterrows():
-    parts = []
-    if has_masks:
-        parts.append(f"{r['localisation']} (difference in energy in lesion "
-                     f"{format_interval(r['energy in lesion, trained minus random'], r['difference lower'], r['difference upper'])})")
-    parts.append(f"randomisation check {r['randomisation check'].split(':')[0]}")
-    sentences.append(f"- **TRACT-NET, {method}**: " + "; ".join(parts) + ".")
-glue("saliency_verdicts", Markdown("\n".join(sentences)), display=False)
+display(verdict_view)
+glue("saliency_verdicts", Markdown(sentences), display=False)
 
 # %% [markdown]
 # In words, from the tables above:
@@ -693,13 +634,7 @@ glue("saliency_verdicts", Markdown("\n".join(sentences)), display=False)
 # ```
 
 # %%
-if has_masks:
-    size = masks_sal.sum(axis=(1, 2, 3))
-    with_lesion = np.flatnonzero(size > 0)
-    chosen = [("largest lesion", with_lesion[np.argmax(size[with_lesion])]),
-              ("median lesion", with_lesion[np.argsort(size[with_lesion])[len(with_lesion) // 2]])]
-else:
-    chosen = [("first patient", 0), ("second patient", min(1, len(sal_idx) - 1))]
+chosen = overlay_cases(masks_sal)
 glue_figure("fig_saliency", gradcam_overlays(
     [(f"{why}\n{groups_sal[i]}, {method}", x_sal[i, 0].numpy(), report.maps[method, "trained"][i], masks_sal[i])
      for why, i in chosen for method in CAM_METHODS],

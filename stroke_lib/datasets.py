@@ -90,3 +90,76 @@ def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: fl
         RandScaleIntensity(factors=0.1, prob=0.5),
         RandGaussianNoise(prob=0.3, std=0.05),
     ])
+
+
+@dataclass
+class SeverityTask:
+    """Minor vs non-minor ischaemic stroke from DWI, as chapters 01 and 02 set it up.
+
+    Attributes:
+        data: the inputs, labels (1 = non-minor) and rows of every patient kept.
+        internal, external: row indices of the internal site (cross-validated) and of
+            every other site (external evaluation; empty on a one-site dataset).
+        internal_site: "A" on the embedded cohort, else the most frequent site.
+    """
+
+    data: ArrayDataset
+    internal: np.ndarray
+    external: np.ndarray
+    internal_site: str
+
+    @property
+    def has_external(self) -> bool:
+        return len(self.external) > 0
+
+    @property
+    def has_masks(self) -> bool:
+        return bool(self.data.masks.any())
+
+    @property
+    def ev_int(self) -> str:
+        return f"site {self.internal_site} cross-validation"
+
+    ev_ext = "external sites"
+
+    def counts(self, tag: str) -> pd.DataFrame:
+        """Patients per site and class, the column title naming the data (``tag``)."""
+        table = self.data.rows.assign(label=np.where(self.data.y == 1, "non-minor", "minor")).groupby(
+            ["site", "label"]).size().unstack(fill_value=0)
+        table.columns.name = f"patients ({tag})"
+        return table
+
+    def availability(self, dataset: str, latent_known: bool, complete: str) -> str:
+        """What this dataset lets the chapter do, in sentences (Markdown): what is skipped
+        and why, or ``complete`` when nothing is."""
+        skipped = []
+        if not self.has_external:
+            skipped.append(f"**External evaluation skipped**: {dataset} has one site "
+                           f"({self.internal_site}), so this run cross-validates within it; an "
+                           "external evaluation needs a second site or dataset.")
+        if not self.has_masks:
+            skipped.append(f"**Localisation skipped**: {dataset} has no lesion masks, so saliency "
+                           "maps cannot be scored against lesions; the randomisation check, which "
+                           "needs no mask, is kept.")
+        if not latent_known:
+            skipped.append("**Oracle ceiling unknown**: only the embedded cohort knows each "
+                           "patient's true latent risk.")
+        return "\n\n".join(skipped) if skipped else complete
+
+
+def severity_task(table: pd.DataFrame, cutoff: int, shape: Sequence[int],
+                  channels: Sequence[str] = ("dwi",)) -> SeverityTask:
+    """The severity task of a cohort table: ischaemic stroke patients' DWI rows (by
+    ``stroke_type``, or SOOP's ``acuteischaemicstroke``) with an NIHSS, labelled non-minor
+    when NIHSS > ``cutoff``, read by ``dwi_dataset`` at ``shape``, split into sites."""
+    rows = table[table.modality == "DWI"]
+    if "stroke_type" in rows:
+        rows = rows[rows.stroke_type == "ischaemic"]
+    elif "acuteischaemicstroke" in rows:
+        rows = rows[rows.acuteischaemicstroke == 1]
+    rows = rows[rows.nihss.notna()]
+    data = dwi_dataset(rows, (rows.nihss > cutoff).astype(int).to_numpy(), shape, channels=channels)
+    sites = data.rows.site.astype(str).to_numpy()
+    internal_site = "A" if "A" in set(sites) else pd.Series(sites).mode()[0]
+    return SeverityTask(data, np.flatnonzero(sites == internal_site), np.flatnonzero(sites != internal_site),
+                        internal_site)

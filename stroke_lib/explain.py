@@ -256,3 +256,14 @@ def saliency_checks(
     localisation_table = (pd.DataFrame(loc_rows).set_index(["method", "network"]) if loc_rows
                           else pd.DataFrame())
     return SaliencyReport(maps, localisation_table, pd.DataFrame(verdicts).T.rename_axis("method"))
+
+
+def overlay_cases(masks: np.ndarray) -> list[tuple[str, int]]:
+    """Which samples a saliency figure shows, and why: the largest and the median lesion
+    of ``masks`` (N, *spatial), or the first two samples when no sample has a lesion."""
+    size = masks.reshape(len(masks), -1).sum(axis=1)
+    with_lesion = np.flatnonzero(size > 0)
+    if not len(with_lesion):
+        return [("first patient", 0), ("second patient", min(1, len(masks) - 1))]
+    return [("largest lesion", int(with_lesion[np.argmax(size[with_lesion])])),
+            ("median lesion", int(with_lesion[np.argsort(size[with_lesion])[len(with_lesion) // 2]]))]

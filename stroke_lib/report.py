@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from myst_nb import glue
 
+from stroke_lib.explain import SaliencyReport
 from stroke_lib.metrics import bootstrap_ci
 from stroke_lib.page import format_interval
 
@@ -157,3 +158,48 @@ def model_card(folder: Path, name: str, task: str, data: str, metrics: pd.DataFr
     }
     (folder / "metadata.json").write_text(json.dumps(meta, indent=1))
     return pd.Series(card, name=name).to_frame()
+
+
+def saliency_views(reports: dict[str, SaliencyReport], tag: str) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
+    """The saliency tables and sentences a chapter shows, from ``explain.saliency_checks``.
+
+    Args:
+        reports: model name -> its ``SaliencyReport``.
+        tag: the data's name for the column titles ("synthetic" on the embedded cohort).
+
+    Returns:
+        the localisation table (None when no report localised: data without masks), the
+        verdict table, and one Markdown bullet per model and method saying both verdicts.
+    """
+    localised = all(not r.localisation.empty for r in reports.values())
+    loc_view = None
+    if localised:
+        loc = pd.concat({m: r.localisation for m, r in reports.items()}, names=["model"])
+        loc_view = pd.DataFrame({
+            "energy in lesion [95% CI]": [format_interval(r["energy in lesion"], r["energy lower"],
+                                                          r["energy upper"]) for _, r in loc.iterrows()],
+            "lesion share of brain": loc["lesion share of brain"].map("{:.4f}".format),
+            "energy / share": loc["energy / share"].map("{:.1f}".format),
+            "pointing game [Wilson 95% CI]": [format_interval(r["pointing game"], r["pointing lower"],
+                                                              r["pointing upper"]) for _, r in loc.iterrows()],
+            "pointing by chance": loc["pointing by chance"].map("{:.4f}".format),
+            "patients": loc["patients with a lesion"]}, index=loc.index)
+        loc_view.columns.name = f"localisation ({tag})"
+    verdicts = pd.concat({m: r.verdicts for m, r in reports.items()}, names=["model"])
+    view = pd.DataFrame(index=verdicts.index)
+    difference = [format_interval(r["energy in lesion, trained minus random"], r["difference lower"],
+                                  r["difference upper"]) for _, r in verdicts.iterrows()] if localised else []
+    if localised:
+        view["energy in lesion, trained minus random weights [95% CI]"] = difference
+        view["localisation verdict"] = verdicts["localisation"]
+    view["Spearman after randomising top layers [95% CI]"] = [
+        format_interval(r["Spearman after randomising top layers"], r["Spearman lower"], r["Spearman upper"])
+        for _, r in verdicts.iterrows()]
+    view["randomisation check"] = verdicts["randomisation check"]
+    view.columns.name = f"verdicts ({tag})"
+    sentences = []
+    for i, ((model, method), r) in enumerate(verdicts.iterrows()):
+        parts = ([f"{r['localisation']} (difference in energy in lesion {difference[i]})"] if localised else [])
+        parts.append(f"randomisation check {r['randomisation check'].split(':')[0]}")
+        sentences.append(f"- **{model}, {method}**: " + "; ".join(parts) + ".")
+    return loc_view, view, "\n".join(sentences)

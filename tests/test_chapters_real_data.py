@@ -32,8 +32,8 @@ def test_loader_reads_the_fixture_with_soop_columns(soop_folder):
 
 
 def test_chapter_00_runs_on_soop_with_one_parameter(soop_folder, tmp_path):
-    text = _outputs(execute_chapter("00_cohort", {"profile": "smoke", "dataset": "soop"},
-                                    output=tmp_path / "00.ipynb"))
+    params = {"profile": "smoke", "dataset": "soop"}
+    text = _outputs(execute_chapter("00_cohort", params, output=tmp_path / "00.ipynb"))
     assert "no latent risk is known" in text and "soop has no CT" in text
 
 

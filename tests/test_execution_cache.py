@@ -96,20 +96,20 @@ def test_only_what_changed_is_re_executed(tmp_book, capsys):
 def test_one_chapter_parameter_and_edited_notebook(tmp_book):
     book_dir, _, _ = tmp_book
     out = book_dir / "chapters" / "c1.ipynb"
-    book.execute_chapter("c1", {"profile": "smoke"}, out)
+    book.execute_chapter("c1", {"profile": "smoke"}, output=out)
     record = cache.read_record(out)
     assert record["parts"]["parameters"]["profile"] == "smoke" and record["seconds"] > 0
     mtime = out.stat().st_mtime_ns
-    book.execute_chapter("c1", {"profile": "smoke"}, out, cache=True)  # same key: reused
+    book.execute_chapter("c1", {"profile": "smoke"}, output=out, cache=True)  # same key: reused
     assert out.stat().st_mtime_ns == mtime
-    book.execute_chapter("c1", {"profile": "smoke"}, out)  # the cache is off by default
+    book.execute_chapter("c1", {"profile": "smoke"}, output=out)  # the cache is off by default
     assert out.stat().st_mtime_ns > mtime
     mtime = out.stat().st_mtime_ns
-    book.execute_chapter("c1", {"profile": "smoke", "x": 5}, out, cache=True)  # parameter changed
+    book.execute_chapter("c1", {"profile": "smoke", "x": 5}, output=out, cache=True)  # parameter changed
     assert out.stat().st_mtime_ns > mtime and cache.read_record(out)["parts"]["parameters"]["x"] == 5
     mtime = out.stat().st_mtime_ns
     out.write_text(out.read_text().replace("Chapter c1", "Chapter c1 edited"))  # changed by hand
-    book.execute_chapter("c1", {"profile": "smoke", "x": 5}, out, cache=True)
+    book.execute_chapter("c1", {"profile": "smoke", "x": 5}, output=out, cache=True)
     assert "Chapter c1 edited" not in out.read_text()
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from stroke_lib.explain import (CAM_METHODS, _localisation_verdict, _randomisation_verdict, _spearman_each,
+from stroke_lib.explain import (CAM_METHODS, _localisation_verdict, _randomisation_verdict, _spearman_each, overlay_cases,
                                 gradcam, localisation, randomisation_check, randomised_copy, saliency_checks)
 
 
@@ -128,3 +128,26 @@ def test_without_masks_only_the_randomisation_check_runs():
     assert report.localisation.empty
     assert list(report.verdicts.columns[-1:]) == ["randomisation check"]
     assert set(report.maps) == {(m, "trained") for m in CAM_METHODS}
+
+
+def test_overlay_cases_are_the_largest_and_the_median_lesion():
+    masks = np.zeros((4, 4, 4, 4))
+    for i, n in enumerate([0, 5, 10, 1]):
+        masks[i].flat[:n] = 1
+    assert overlay_cases(masks) == [("largest lesion", 2), ("median lesion", 1)]
+    assert overlay_cases(np.zeros((3, 2, 2, 2))) == [("first patient", 0), ("second patient", 1)]
+
+
+def test_saliency_views_put_every_verdict_in_a_table_and_in_words():
+    from stroke_lib.report import saliency_views
+
+    x, masks = _bright_cube_input()
+    report = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1", top_layers=["0"], n_boot=50)
+    loc, verdicts, words = saliency_views({"net": report}, "synthetic")
+    assert len(loc) == 2 * len(CAM_METHODS) and loc.columns.name == "localisation (synthetic)"
+    assert list(verdicts.index) == [("net", m) for m in report.verdicts.index]
+    assert words.count("- **net, ") == len(CAM_METHODS) and "randomisation check" in words
+    bare = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1", top_layers=["0"],
+                           n_boot=50, localise=False)
+    loc, verdicts, words = saliency_views({"net": bare}, "soop")
+    assert loc is None and "localisation verdict" not in verdicts and "energy" not in words
