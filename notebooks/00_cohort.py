@@ -255,7 +255,7 @@ if synthetic:
 else:
     for key in ("ct_contrast_median", "ct_contrast_n"):
         glue(key, "-", display=False)
-    glue("fig_ct_contrast", Markdown(f"*Measured on the embedded cohort only.*"), display=False)
+    glue("fig_ct_contrast", Markdown("*Measured on the embedded cohort only.*"), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_ct_contrast

@@ -324,7 +324,7 @@ for label, design in designs.items():
 timings["lesion volume models (measuring included)"] = time.perf_counter() - t0
 true_ml = data.rows.lesion_volume_ml.to_numpy(float) if "lesion_volume_ml" in data.rows else None
 glue_figure("fig_volume", lesion_volumes(feats.lesion_ml.to_numpy(), data.rows.nihss.to_numpy(float), nihss_cutoff,
-                                         sites, f"Acute lesion volume measured by thresholds ({tag})", true_ml))
+                                         data.rows.site.astype(str).to_numpy(), f"Acute lesion volume measured by thresholds ({tag})", true_ml))
 if true_ml is not None:
     rho = pd.Series(true_ml).corr(feats.lesion_ml.reset_index(drop=True), method="spearman")
     display(Markdown(f"Spearman correlation of the measured with the true volume: {rho:.2f}."))
