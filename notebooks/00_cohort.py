@@ -374,8 +374,8 @@ if synthetic:
     display(rejects)
 else:
     glue("n_loaded_after_damage", "-", display=False)
-    display(cohort.rejects.assign(file=[str(Path(f).relative_to(cohort.root)) if Path(f).is_relative_to(cohort.root)
-                                        else Path(f).name for f in cohort.rejects.file]))
+    # file names only: a real dataset's folders may carry the IDs its loader replaced by pseudonyms
+    display(cohort.rejects.assign(file=[Path(f).name for f in cohort.rejects.file]))
 
 # %% [markdown]
 # Of the eight scans of the damaged copy, {glue:text}`n_loaded_after_damage` still load;

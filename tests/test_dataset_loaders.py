@@ -4,7 +4,9 @@ the dataset's real layout."""
 from __future__ import annotations
 
 import shutil
+import struct
 import unicodedata
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +141,14 @@ def _png(path: Path, value: int, mode: str = "L", shape: tuple[int, int] = (6, 5
     return path
 
 
+def _bomb_png(side: int = 60000) -> bytes:
+    """A PNG whose header claims ``side`` x ``side`` pixels (PIL's decompression-bomb guard)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b""))
+
+
 def test_teknofest_class_folders_png_and_dicom(tmp_path):
     root = tmp_path / "teknofest_2021"
     _png(root / "İnme Yok" / "PNG" / "10001.png", 10)
@@ -152,6 +162,7 @@ def test_teknofest_class_folders_png_and_dicom(tmp_path):
     _png(root / "Kanama" / "PNG" / "30001.png", 40)
     (root / "Kanama" / "PNG" / "30002.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     _png(root / "Kanama" / "PNG" / "10001.png", 50)  # the same slice under two classes
+    (root / "Kanama" / "PNG" / "30003.png").write_bytes(_bomb_png())
     cohort = load_dataset("teknofest_2021", root)
     t = cohort.table.set_index("patient_id")
     assert sorted(t.index) == ["TF-10002", "TF-20001", "TF-30001"]
@@ -165,6 +176,7 @@ def test_teknofest_class_folders_png_and_dicom(tmp_path):
     assert read_slice(t.loc["TF-30001", "image"]).data.max() == 40
     rej = cohort.rejects.set_index("patient_id")
     assert "not a readable PNG image" in rej.loc["TF-30002", "problem"]
+    assert "too large to read safely" in rej.loc["TF-30003", "problem"]
     assert "in two class folders" in rej.loc["TF-10001", "problem"]
     assert rej.loc["TF-10002", "action"] == "repaired"  # RGB read as grey
 

@@ -299,6 +299,11 @@ def test_multi_frame_ct_is_read_frame_by_frame(tmp_path):
     with pytest.raises(DataError, match="frame 3: ImagePositionPatient is missing") as err:
         read_ct_series(tmp_path / "MF")
     assert err.value.path == path
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]["ImagePositionPatient"].value = "x\\1\\2"
+    ds.save_as(path)
+    with pytest.raises(DataError, match="frame 2: ImagePositionPatient in its PlanePositionSequence is malformed"):
+        read_ct_series(tmp_path / "MF")
 
 
 def test_gantry_tilt_reports_the_angle_not_a_sheared_volume(tmp_path):

@@ -436,17 +436,21 @@ def frame_headers(ds: Dataset, path: Path) -> list[Dataset]:
     shared = ds.get("SharedFunctionalGroupsSequence")
     shared = shared[0] if shared else Dataset()
     headers = []
-    for item in per:
+    for frame, item in enumerate(per, start=1):
         fds = Dataset()
         for keyword in ("Modality", "Rows", "Columns", "GantryDetectorTilt"):
             if keyword in ds:
                 setattr(fds, keyword, ds[keyword].value)
         for group, keywords in _FRAME_GROUPS.items():
             for keyword in keywords:
-                for source in (item.get(group), shared.get(group), [ds]):
-                    if source and keyword in source[0]:
-                        setattr(fds, keyword, source[0][keyword].value)
-                        break
+                try:
+                    for source in (item.get(group), shared.get(group), [ds]):
+                        if source and keyword in source[0]:
+                            setattr(fds, keyword, source[0][keyword].value)
+                            break
+                except Exception as exc:  # values inside sequences are converted only here
+                    raise DataError(path, f"frame {frame}: {keyword} in its {group} is malformed "
+                                    f"({type(exc).__name__})") from exc
         headers.append(fds)
     return headers
 

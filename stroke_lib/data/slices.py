@@ -45,7 +45,9 @@ def read_png_slice(path: str | Path) -> Volume:
                 notes.append(f"{img.mode} image converted to greyscale")
                 img = img.convert("L")
             data = np.asarray(img, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DataError(path, f"PNG header claims an image too large to read safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise DataError(path, f"not a readable PNG image ({type(exc).__name__}: {exc})") from exc
     if data.ndim != 2 or 0 in data.shape:
         raise DataError(path, f"expected a 2D greyscale slice, found shape {data.shape}")
