@@ -17,8 +17,9 @@ SMALL = CohortSpec(n_subjects=16, in_plane=64, seed=3)
 
 @pytest.fixture(scope="session", autouse=True)
 def _data_dir(tmp_path_factory) -> None:
-    """Keep test outputs out of the checkout's data directory unless one is set."""
-    os.environ.setdefault("STROKE_DATA_DIR", str(tmp_path_factory.mktemp("stroke-data")))
+    """Tests write into a temporary data directory, never into the user's (a fixture
+    replaces ``<data directory>/soop``, which may hold a real download)."""
+    os.environ["STROKE_DATA_DIR"] = str(tmp_path_factory.mktemp("stroke-data"))
     os.environ["TQDM_DISABLE"] = "1"
 
 

@@ -113,8 +113,15 @@ def test_chapter_01_saliency_is_set_against_its_controls(built_book):
     assert set(record["ceiling"]) == {"site A cross-validation", "external sites"}
 
 
-def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
-    """Two CPU runs of chapter 01 (short: 2 epochs, 50 bootstrap replicates), same seed."""
+def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
+    """Two CPU runs of chapter 01 (short: 2 epochs, 50 bootstrap replicates), same seed,
+    in a data directory of their own (sharing the cached cohorts), so that their records
+    never replace the book run's that chapter 02 reads."""
+    cohorts = data_dir() / "cohorts"
+    cohorts.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cohorts").symlink_to(cohorts)
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "data"))
     params = {"profile": "smoke", "epochs": 2, "n_bootstrap": 50, "seed": 0}
     records = []
     for run in range(2):
