@@ -194,13 +194,7 @@ summary
 # chance, and the share then reads above 1 (their intervals overlap).
 
 # %%
-latents = {name: data.rows[col].to_numpy(float) for name, col in
-           (("oracle ceiling", "nihss_latent"), ("image-only ceiling", "nihss_image_latent"))
-           if col in data.rows}
-evaluations = {ev_int: (y_int, {k: v[internal] for k, v in latents.items()} or None, g_int)}
-if has_external:
-    evaluations[ev_ext] = (data.y[external], {k: v[external] for k, v in latents.items()} or None, groups_ext)
-ceilings = ceiling_beside_auc(evaluations, tables, list(models), n_boot=n_bootstrap, seed=seed)
+ceilings = ceiling_beside_auc(task.ceiling_evaluations(), tables, list(models), n_boot=n_bootstrap, seed=seed)
 ceilings.columns.name = f"{tag} cohort"
 ceilings
 
@@ -210,7 +204,7 @@ glue("best_model", best, display=False)
 glue_metrics("cv", tables[f"{best}, {ev_int}"], ["auc", "sensitivity", "specificity"])
 glue("ceiling_int", ceilings.loc[ev_int, "oracle ceiling"], display=False)
 glue("share_int", ceilings.loc[ev_int, f"{best}: share of the way from chance to the oracle ceiling"]
-     if latents else "-", display=False)
+     if "image-only ceiling" in ceilings else "-", display=False)
 glue("image_ceiling_int", ceilings.loc[ev_int, "image-only ceiling"] if "image-only ceiling" in ceilings
      else "unknown", display=False)
 test = delong_test(y_int, cv["DenseNet"][0], cv["ResNet10"][0], groups=g_int)
@@ -382,9 +376,11 @@ glue_figure("fig_saliency", gradcam_overlays(
 # TRACT-NET's architecture comes in its own chapter; here the baselines show what the
 # paper's metrics look like with intervals, each beside our metric **of the same
 # definition**. The paper's "sensitivity" equals its accuracy on both cohorts, which only
-# a class-weighted recall does, so it stands beside our weighted recall; our
-# positive-class sensitivity has its own row in the metrics table above. Where the
-# paper does not say how a metric was averaged, both of our readings are shown. The
+# a class-weighted recall does, so it stands beside our weighted recall. Its
+# "specificity" cannot be the positive-class specificity of that operating point, so no
+# metric of ours stands beside it. Our positive-class sensitivity and specificity have
+# rows of their own, marked *not comparable*, for reference. Where the paper does not say
+# how a metric was averaged, both of our readings are shown. The
 # paper's numbers are on its real cohorts (source in the table); ours are {glue:text}`tag`.
 
 # %%

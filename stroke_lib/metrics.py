@@ -103,6 +103,22 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(_rank_auc(y, score[None])[0])
 
 
+#: What each key of ``binary_metrics`` is, in words (pages print these beside the numbers).
+METRIC_DEFINITIONS: dict[str, str] = {
+    "sensitivity": "recall of the positive class, TP / (TP + FN)",
+    "specificity": "recall of the negative class, TN / (TN + FP)",
+    "ppv": "precision of the positive class, TP / (TP + FP)",
+    "npv": "precision of the negative class, TN / (TN + FN)",
+    "f1": "F1 of the positive class",
+    "accuracy": "share of patients classified correctly",
+    "auc": "area under the ROC curve of the scores",
+    "average_precision": "area under the precision-recall curve of the positive class",
+    "weighted_recall": "mean of the two classes' recalls weighted by their sizes (equals accuracy)",
+    "weighted_precision": "mean of the two classes' precisions weighted by their sizes",
+    "weighted_f1": "mean of the two classes' F1 weighted by their sizes",
+}
+
+
 def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Metrics at ``threshold`` (predict positive when ``score >= threshold``).
 

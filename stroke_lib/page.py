@@ -117,5 +117,10 @@ def format_interval(estimate: float, lower: float, upper: float, style: str = "b
 
 
 def interval_column(table: pd.DataFrame) -> pd.Series:
-    """A metrics table (estimate, lower, upper) as one text column of rounded intervals."""
-    return table.apply(lambda r: format_interval(r.estimate, r.lower, r.upper), axis=1)
+    """A metrics table (estimate, lower, upper[, method]) as one text column of rounded
+    intervals; an interval whose ``method`` is Wilson's says so ("... (Wilson)"), so a page
+    shows which intervals are not the patient bootstrap."""
+    def cell(r: pd.Series) -> str:
+        text = format_interval(r.estimate, r.lower, r.upper)
+        return f"{text} (Wilson)" if str(r.get("method", "")).startswith("Wilson") else text
+    return table.apply(cell, axis=1)

@@ -43,8 +43,9 @@ def mri_display_range(volume: np.ndarray, brain: np.ndarray, high: float) -> tup
     """Display range (0, ``high`` x the brain's median) of an MRI volume.
 
     Taken from brain-tissue statistics rather than the volume's own extremes, so that a
-    lesion three times as bright as normal tissue (an acute infarct on DWI b1000) is not
-    clipped to the white of normal brain, and CSF does not set the scale of ADC.
+    lesion 1.5 times as bright as normal tissue or more (an acute infarct on DWI b1000)
+    stays brighter than normal brain instead of being clipped to the same white, and CSF
+    does not set the scale of ADC.
     """
     tissue = volume[brain & np.isfinite(volume)]
     return 0.0, float(high * np.median(tissue)) if tissue.size else float(np.nanmax(volume))

@@ -11,7 +11,7 @@ import yaml
 from myst_nb import glue
 
 from stroke_lib.explain import SaliencyReport
-from stroke_lib.metrics import bootstrap_ci
+from stroke_lib.metrics import METRIC_DEFINITIONS, bootstrap_ci
 from stroke_lib.page import format_interval
 
 from stroke_lib.paths import REPO_ROOT
@@ -42,12 +42,15 @@ def _paper(paper: str) -> dict:
 
 def published(paper: str) -> pd.DataFrame:
     """Published numbers of ``paper`` (a key of book/published_numbers.yaml): one row per
-    cohort and metric with its definition, our metrics of that definition and the source."""
+    cohort and metric with its definition, our metrics of that definition (``ours``), our
+    metrics of another definition shown beside it for reference (``reference``) and the
+    source."""
     data = _paper(paper)
     defs = data.get("definitions", {})
     rows = [{"cohort": c["cohort"], "metric": m, "published": v,
              "definition": defs.get(m, {}).get("definition", "not stated"),
-             "ours": list(defs.get(m, {}).get("ours", [])), "source": data["source"]}
+             "ours": list(defs.get(m, {}).get("ours", [])),
+             "reference": list(defs.get(m, {}).get("reference", [])), "source": data["source"]}
             for c in data["results"] for m, v in c["metrics"].items()]
     return pd.DataFrame(rows)
 
@@ -61,12 +64,19 @@ def published_roc_points(paper: str) -> dict[str, tuple[float, float]]:
             for c in data["results"] if c.get("roc_point")}
 
 
+#: The published column of a row whose metric of ours has another definition.
+NOT_COMPARABLE = "not comparable: another definition"
+
+
 def paper_vs_study(paper: str, cohort: str, ours: pd.DataFrame, label: str) -> pd.DataFrame:
     """Each published metric of one cohort beside our metric(s) of the same definition.
 
     Columns: the paper's metric, its definition, the published value, our metric with
     its 95% interval (one row per metric of ours that matches; "no metric of the same
-    definition" where none does) and the source. Published and ours are never mixed.
+    definition" where none does) and the source. A metric of ours with another
+    definition (the yaml's ``reference``, e.g. the positive-class sensitivity beside a
+    class-weighted "sensitivity") gets a row of its own whose published column says
+    that it is not comparable. Published and ours are never mixed.
 
     Args:
         ours: a ``metrics_table`` (index: metric; estimate, lower, upper).
@@ -78,11 +88,14 @@ def paper_vs_study(paper: str, cohort: str, ours: pd.DataFrame, label: str) -> p
         raise KeyError(f"{PUBLISHED}: {paper} has no cohort {cohort!r}")
     rows = []
     for r in pub.itertuples():
-        for key in r.ours or [None]:
+        keyed = [(k, r.published, r.definition) for k in r.ours or [None]]
+        keyed += [(k, NOT_COMPARABLE, f"ours, for reference: {METRIC_DEFINITIONS.get(k, k)}")
+                  for k in r.reference]
+        for key, value_published, definition in keyed:
             value = (format_interval(*ours.loc[key, ["estimate", "lower", "upper"]])
                      if key in ours.index else "no metric of the same definition")
-            rows.append({"published metric": r.metric, "definition": r.definition,
-                         f"published ({cohort})": r.published, "our metric": key or "-",
+            rows.append({"published metric": r.metric, "definition": definition,
+                         f"published ({cohort})": value_published, "our metric": key or "-",
                          label: value, "source": r.source})
     return pd.DataFrame(rows).set_index(["published metric", "our metric"])
 
@@ -200,6 +213,13 @@ def saliency_views(reports: dict[str, SaliencyReport], tag: str) -> tuple[pd.Dat
     sentences = []
     for i, ((model, method), r) in enumerate(verdicts.iterrows()):
         parts = ([f"{r['localisation']} (difference in energy in lesion {difference[i]})"] if localised else [])
+        if localised:
+            trained = loc.loc[(model, method, "trained")]
+            above = trained["pointing lower"] > trained["pointing by chance"]
+            parts.append(f"pointing game {loc_view.loc[(model, method, 'trained'), 'pointing game [Wilson 95% CI]']}"
+                         f" against {trained['pointing by chance']:.4f} by chance: "
+                         + ("its brightest voxel falls in the lesion more often than chance" if above
+                            else "its brightest voxel is no more often in the lesion than by chance"))
         parts.append(f"randomisation check {r['randomisation check'].split(':')[0]}")
         sentences.append(f"- **{model}, {method}**: " + "; ".join(parts) + ".")
     return loc_view, view, "\n".join(sentences)

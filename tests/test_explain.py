@@ -147,7 +147,10 @@ def test_saliency_views_put_every_verdict_in_a_table_and_in_words():
     assert len(loc) == 2 * len(CAM_METHODS) and loc.columns.name == "localisation (synthetic)"
     assert list(verdicts.index) == [("net", m) for m in report.verdicts.index]
     assert words.count("- **net, ") == len(CAM_METHODS) and "randomisation check" in words
+    # the network's evidence is the bright cube, so its maps point into the lesion
+    assert words.count("falls in the lesion more often than chance") == len(CAM_METHODS)
     bare = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1", top_layers=["0"],
                            n_boot=50, localise=False)
     loc, verdicts, words = saliency_views({"net": bare}, "soop")
     assert loc is None and "localisation verdict" not in verdicts and "energy" not in words
+    assert "pointing game" not in words

@@ -1,0 +1,51 @@
+"""Figures show what their captions say: an acute infarct stays visible in the DWI
+display range, and each lesion type has its own outline colour and legend entry."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+
+from stroke_lib.plots import LESION_STYLES, dwi_adc, mri_display_range  # noqa: E402
+
+
+def _head() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 24^3 toy head: brain DWI ~520 with CSF-free tissue, an acute infarct at 1.5x
+    (labels 1), an old infarct (2, dark on DWI, bright on ADC) and a bright outlier voxel."""
+    rng = np.random.default_rng(0)
+    dwi = rng.normal(520, 20, (24, 24, 24))
+    adc = rng.normal(800, 30, (24, 24, 24))
+    labels = np.zeros((24, 24, 24), np.uint8)
+    labels[4:9, 4:9, 10:14] = 1
+    labels[14:19, 14:19, 10:14] = 2
+    dwi[labels == 1], adc[labels == 1] = 780, 450
+    dwi[labels == 2], adc[labels == 2] = 300, 2800
+    dwi[0, 0, 0] = 5000  # one hot voxel would set a percentile-of-volume maximum
+    return dwi, adc, labels
+
+
+def test_acute_infarct_stays_brighter_than_normal_brain_in_the_dwi_range():
+    dwi, adc, labels = _head()
+    lo, hi = mri_display_range(dwi, adc > 0, 2.0)
+    assert lo == 0
+    assert hi > 780 > 520  # the infarct is below the white point: not clipped like normal tissue
+    grey = lambda v: min(v, hi) / hi  # noqa: E731
+    assert grey(780) - grey(520) > 0.2  # and clearly brighter on the screen
+    lo_adc, hi_adc = mri_display_range(adc, adc > 0, 2.5)
+    assert lo_adc == 0 and hi_adc > 2000  # CSF-like old infarct near white
+    assert (800 - 450) / hi_adc > 0.15  # the acute infarct clearly darker than brain on ADC
+
+
+def test_each_lesion_type_has_its_own_colour_and_legend_entry():
+    colours = [c for _, c in LESION_STYLES.values()]
+    assert len(set(colours)) == len(colours) == 3
+    dwi, adc, labels = _head()
+    fig = dwi_adc([("toy", dwi, adc, labels, (1, 2))], "toy")
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert texts == ["acute infarct", "old infarct"]
+    drawn = {tuple(np.round(c.get_edgecolor()[0][:3], 3)) for ax in fig.axes for c in ax.collections
+             if hasattr(c, "get_edgecolor") and len(c.get_edgecolor())}
+    wanted = {tuple(np.round(matplotlib.colors.to_rgb(LESION_STYLES[v][1]), 3)) for v in (1, 2)}
+    assert wanted <= drawn

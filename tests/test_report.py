@@ -1,0 +1,73 @@
+"""Published numbers beside ours only where definitions match, ROC points only where they
+are true operating points, ceilings beside AUCs, and pages that name Wilson intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stroke_lib import report
+from stroke_lib.metrics import metrics_table
+from stroke_lib.page import format_interval, interval_column
+
+
+@pytest.fixture
+def scored() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    return y, rng.normal(size=80) + y, np.arange(80).astype(str)
+
+
+def test_tractnet_sensitivity_sits_beside_weighted_recall_only(scored):
+    y, score, groups = scored
+    ours = metrics_table(y, score, groups, n_boot=100)
+    table = report.paper_vs_study("tractnet", "AMC (3-fold CV)", ours, "synthetic")
+    column = "published (AMC (3-fold CV))"
+    assert table.loc[("sensitivity", "weighted_recall"), column] == pytest.approx(0.81)
+    # our positive-class sensitivity is its own row, never beside the published value
+    assert table.loc[("sensitivity", "sensitivity"), column] == report.NOT_COMPARABLE
+    assert table.loc[("sensitivity", "sensitivity"), "synthetic"] == format_interval(
+        *ours.loc["sensitivity", ["estimate", "lower", "upper"]])
+    # the published "specificity" has no metric of ours with its definition
+    assert table.loc[("specificity", "-"), "synthetic"] == "no metric of the same definition"
+    assert table.loc[("specificity", "specificity"), column] == report.NOT_COMPARABLE
+    assert table.loc[("auc", "auc"), column] == pytest.approx(0.8137)
+
+
+def test_no_published_point_is_drawn_unless_it_is_a_true_operating_point(tmp_path, monkeypatch):
+    assert report.published_roc_points("tractnet") == {}  # its pairs are weighted recalls
+    data = yaml.safe_load(report.PUBLISHED.read_text())
+    data["tractnet"]["results"][0]["roc_point"] = True
+    path = tmp_path / "published_numbers.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(report, "PUBLISHED", path)
+    points = report.published_roc_points("tractnet")
+    assert points == {"tractnet AMC (3-fold CV) (published, other data)": (0.81, 0.9645)}
+
+
+def test_ceiling_beside_auc_measures_the_share_of_the_way(scored):
+    y, score, groups = scored
+    tables = {"M, cv": metrics_table(y, score, groups, n_boot=100)}
+    perfect = y + np.linspace(0, 0.5, len(y))  # ranks every positive above every negative
+    table = report.ceiling_beside_auc({"cv": (y, {"oracle ceiling": perfect, "image-only ceiling": score},
+                                              groups)}, tables, ["M"], n_boot=100)
+    auc = tables["M, cv"].loc["auc"].estimate
+    assert table.loc["cv", "oracle ceiling"].startswith("1.0")
+    assert float(table.loc["cv", "M: share of the way from chance to the oracle ceiling"]) == pytest.approx(
+        (auc - 0.5) / 0.5, abs=0.006)
+    assert table.loc["cv", "patients"] == 80
+    unknown = report.ceiling_beside_auc({"cv": (y, None, groups)}, tables, ["M"], n_boot=100)
+    assert unknown.loc["cv", "oracle ceiling"] == "unknown on real data"
+
+
+def test_interval_column_names_wilson_intervals():
+    y = np.array([0] * 6 + [1] * 6)
+    score = np.where(y == 1, 0.9, 0.1)  # sensitivity 1: a Wilson interval
+    table = metrics_table(y, score, np.arange(12).astype(str), n_boot=50)
+    column = interval_column(table)
+    assert table.loc["sensitivity", "method"].startswith("Wilson")
+    assert column["sensitivity"].endswith("(Wilson)")
+    assert not column["auc"].endswith("(Wilson)")
+    assert isinstance(column, pd.Series)
