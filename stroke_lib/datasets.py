@@ -122,6 +122,20 @@ class SeverityTask:
 
     ev_ext = "external sites"
 
+    def ceiling_evaluations(self) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray] | None, np.ndarray]]:
+        """``report.ceiling_beside_auc``'s evaluations: per evaluation (internal
+        cross-validation, external sites when there are any), the labels (N,), the true
+        latents that bound the AUC (``"oracle ceiling"``: the whole latent NIHSS risk;
+        ``"image-only ceiling"``: its part that the lesion sets; None on real data, where
+        they are unknown) and the patient IDs (N,)."""
+        latents = {name: self.data.rows[col].to_numpy(float) for name, col in
+                   (("oracle ceiling", "nihss_latent"), ("image-only ceiling", "nihss_image_latent"))
+                   if col in self.data.rows}
+        ids = self.data.rows.patient_id.to_numpy()
+        parts = [(self.ev_int, self.internal)] + ([(self.ev_ext, self.external)] if self.has_external else [])
+        return {ev: (self.data.y[idx], {k: v[idx] for k, v in latents.items()} or None, ids[idx])
+                for ev, idx in parts}
+
     def counts(self, tag: str) -> pd.DataFrame:
         """Patients per site and class, the column title naming the data (``tag``)."""
         table = self.data.rows.assign(label=np.where(self.data.y == 1, "non-minor", "minor")).groupby(
