@@ -1,0 +1,93 @@
+"""Benchmark: reading scans, the project's readers beside MONAI's and the plain libraries.
+
+    python benchmarks/loaders.py [--subjects 8] [--in-plane 64] [--repeats 3]
+
+On one small embedded cohort (generated into a temporary folder), in one run:
+- a CT series: ``stroke_lib.data.read_ct_series`` (every check of the data layer),
+  MONAI's ``LoadImage`` with its pydicom reader, and plain pydicom (read every file, sort
+  by position, rescale: no checks), in slices/s, with the ratios to plain pydicom;
+- a DWI NIfTI: ``stroke_lib.data.read_nifti`` (reorientation to RAS and its checks),
+  MONAI's ``LoadImage`` (nibabel reader) and plain nibabel (``get_fdata``), in files/s;
+- ``load_embedded``, what ``load_dataset("synthetic")`` runs once the cohort exists: the
+  whole cohort table (every CT series and DWI/ADC pair read and checked) with its
+  rejects, in milliseconds per scan.
+Each figure is the best of ``--repeats`` runs (steadier on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pydicom
+
+from stroke_lib.data import CohortSpec, read_ct_series, read_nifti
+from stroke_lib.data.cohort import load_embedded
+from stroke_lib.data.synthetic import generate_cohort
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _plain_pydicom(folder: Path) -> np.ndarray:
+    datasets = [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    datasets.sort(key=lambda d: float(d.ImagePositionPatient[2]))
+    return np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in datasets], -1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--in-plane", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the loaders' progress bars would mix with the figures
+    from monai.transforms import LoadImage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = CohortSpec(n_subjects=args.subjects, in_plane=args.in_plane, seed=7)
+        root = generate_cohort(spec, root=Path(tmp) / "cohort", progress=False)
+        series = sorted((root / "sourcedata" / "ct").glob("*/NCCT_HEAD"))
+        dwis = sorted(root.glob("sub-*/dwi/*_rec-TRACE_dwi.nii.gz"))
+        n_slices = sum(len(list(s.glob("*.dcm"))) for s in series)
+        monai_dicom = LoadImage(reader="PydicomReader", image_only=True)
+        monai_nifti = LoadImage(reader="NibabelReader", image_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ct = {"stroke_lib read_ct_series": lambda: [read_ct_series(s) for s in series],
+                  "MONAI LoadImage (PydicomReader)": lambda: [monai_dicom(str(s)) for s in series],
+                  "plain pydicom (no checks)": lambda: [_plain_pydicom(s) for s in series]}
+            ct_s = {k: _best(f, args.repeats) for k, f in ct.items()}
+            mr = {"stroke_lib read_nifti": lambda: [read_nifti(p) for p in dwis],
+                  "MONAI LoadImage (NibabelReader)": lambda: [monai_nifti(str(p)) for p in dwis],
+                  "plain nibabel get_fdata": lambda: [nib.load(p).get_fdata() for p in dwis]}
+            mr_s = {k: _best(f, args.repeats) for k, f in mr.items()}
+            cohort_s = _best(lambda: load_embedded(root), args.repeats)
+            n_scans = len(load_embedded(root).table)
+    print(f"{len(series)} CT series ({n_slices} slices, {args.in_plane} px), {len(dwis)} DWI files, "
+          f"{os.cpu_count()} cores, best of {args.repeats}")
+    base = ct_s["plain pydicom (no checks)"]
+    for k, s in ct_s.items():
+        print(f"  CT   {k:34s} {n_slices / s:8.0f} slices/s  {s / base:5.2f}x plain pydicom's time")
+    base = mr_s["plain nibabel get_fdata"]
+    for k, s in mr_s.items():
+        print(f"  NIfTI {k:33s} {len(dwis) / s:8.1f} files/s   {s / base:5.2f}x plain nibabel's time")
+    print(f"  load_embedded (load_dataset('synthetic')): {cohort_s:.2f} s for {n_scans} scans, "
+          f"{1000 * cohort_s / n_scans:.0f} ms per scan")
+
+
+if __name__ == "__main__":
+    main()
