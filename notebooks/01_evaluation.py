@@ -214,7 +214,8 @@ curves = {f"{m}, {ev_int}": (y_int, cv[m][0], g_int) for m in models}
 if has_external:
     curves |= {f"{m}, {ev_ext}": (data.y[external], ext[m]["score_test"], groups_ext) for m in models}
 glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohort)",
-                                  operating_points=published_roc_points("tractnet"), seed=seed))
+                                  operating_points=published_roc_points("tractnet"), n_boot=n_bootstrap,
+                                  seed=seed))
 
 # %% [markdown]
 # ```{glue:figure} fig_roc

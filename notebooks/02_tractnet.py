@@ -340,16 +340,18 @@ else:
 # point per patient, the dashed line at the cut-off between minor and non-minor stroke.
 # Right (embedded cohort only, where the truth is known): measured against the
 # generator's true volume, which is measured in template space, so a patient's head size
-# moves a point off the identity line; the correlation is given below the figure.
+# moves a point off the identity line; the correlation is given above the figure.
 # ```
 
 # %% [markdown]
 # ## Results: every model on the same patients
 #
-# Each metric at the threshold 0.5 with its 95% interval (patient bootstrap,
-# {glue:text}`n_boot` replicates; Wilson for a proportion at 0 or 1 or with fewer than ten
-# patients; DeLong for AUC), positive-class metrics first and the class-weighted ones
-# beside them.
+# Each metric at the threshold 0.5 with its 95% interval: the patient bootstrap
+# ({glue:text}`n_boot` replicates), AUC included; a Wilson interval, marked *(Wilson)*, for
+# a proportion at 0 or 1, with fewer than ten patients, or whose bootstrap has no spread;
+# no interval for a metric whose bootstrap has no spread because the model calls every
+# patient one class. The row `auc_delong` is DeLong's interval for the AUC, clustered by
+# patient. Positive-class metrics come first, the class-weighted ones beside them.
 
 # %%
 glue("n_boot", f"{n_bootstrap:,}", display=False)
@@ -376,7 +378,9 @@ summary
 # The AUCs side by side, each against TRACT-NET by the paired DeLong test on the same
 # patients (clustered by patient {cite:p}`obuchowski1997`), with the oracle ceiling of
 # this task and population: the AUC of each patient's true latent NIHSS risk, which no
-# model can pass.
+# model can pass, and the **image-only ceiling**: the AUC of the part of that risk which
+# the lesion itself sets (its volume and where it lies), the best a model reading the
+# image could hope for (chapter 01 explains both).
 
 # %%
 def p_text(p: float) -> str:
@@ -417,6 +421,14 @@ tract_auc = tables[f"TRACT-NET, {ev_int}"].loc["auc"]
 glue("tract_vs_chance", "its whole interval lies above 0.5, so it learned something" if tract_auc.lower > 0.5 else
      "its interval includes 0.5, so this run does not show that it learned anything"
      + (f" (the smoke profile trains it for {epochs} epochs only)" if slim else ""), display=False)
+if has_external:
+    ext_auc = tables[f"TRACT-NET, {ev_ext}"].loc["auc"]
+    glue("tract_ext", f"On the external site it is {format_interval(ext_auc.estimate, ext_auc.lower, ext_auc.upper)}: "
+         + ("its whole interval lies above 0.5." if ext_auc.lower > 0.5 else
+            "its interval includes 0.5, so this run does not show that it carries to another site."),
+         display=False)
+else:
+    glue("tract_ext", "There is no external site to evaluate it on.", display=False)
 
 
 def verdict(label: str) -> str:
@@ -441,7 +453,8 @@ if has_external:
     curves |= {f"{m}, {ev_ext}": (data.y[external], ext_scores[m], groups_ext)
                for m in ["TRACT-NET", "lesion volume (logistic regression)"]}
 glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohort)",
-                                  operating_points=published_roc_points("tractnet"), seed=seed))
+                                  operating_points=published_roc_points("tractnet"), n_boot=n_bootstrap,
+                                  seed=seed))
 
 # %% [markdown]
 # ```{glue:figure} fig_roc
@@ -457,6 +470,7 @@ glue_figure("fig_roc", roc_curves(curves, f"ROC, minor vs non-minor ({tag} cohor
 # ```
 #
 # TRACT-NET's cross-validated AUC is {glue:text}`tract_cv_auc`: {glue:text}`tract_vs_chance`.
+# {glue:text}`tract_ext`
 # Beside it stand {glue:text}`base_cv_auc` for the better baseline ({glue:text}`best_base`),
 # {glue:text}`volume_cv_auc` for the measured lesion volume alone, and an oracle ceiling
 # of {glue:text}`ceiling_int` on the same patients. Does the deep model beat the models
@@ -488,6 +502,10 @@ brier = pd.DataFrame({m: {"Brier score": c["brier"], "Brier score of the prevale
                           "Brier skill score": c["brier_skill"]} for m, c in cal.items()}).T.round(3)
 brier.columns.name = f"{tag}, cross-validation"
 display(brier)
+skill = cal["TRACT-NET"]["brier_skill"]
+display(Markdown(f"TRACT-NET's Brier skill score is {skill:.3f}: " + (
+    "its probabilities are no better than giving every patient the prevalence." if skill <= 0 else
+    "its probabilities beat giving every patient the prevalence.")))
 glue_figure("fig_reliability", reliability({m: (c["predicted"], c["observed"]) for m, c in cal.items()},
                                            f"Reliability, site {internal_site} CV ({tag})"))
 
@@ -506,8 +524,9 @@ glue_figure("fig_reliability", reliability({m: (c["predicted"], c["observed"]) f
 # :alt: Reliability curves of TRACT-NET and the lesion-volume logistic regression against the diagonal of perfect calibration.
 #
 # Observed rate of non-minor stroke against the mean predicted probability in five bins
-# of equal size, cross-validated; the diagonal is perfect calibration. The class-weighted
-# loss of the networks moves their probabilities toward the rarer class.
+# of equal size, cross-validated; the diagonal is perfect calibration. The networks are
+# trained with a class-weighted loss, so their probabilities are not calibrated to the
+# prevalence by construction; the Brier skill score above says how far that costs.
 # ```
 #
 # ## Ablations: what each part is worth
@@ -550,7 +569,12 @@ where = (f"on the test patients of the first {ablation_folds} of the {folds} fol
          f"split, {len(np.unique(ab_g))} patients), to keep the smoke profile within minutes; the full "
          "model's row is its score on the same patients" if ablation_folds < folds
          else f"with the full {folds}-fold cross-validation")
-display(Markdown(f"The variants were trained and tested **{where}**."))
+full_ab = metrics_table(ab_y, ab_scores["TRACT-NET (full)"], ab_g, n_boot=n_bootstrap, seed=seed).loc["auc"]
+caveat = ("" if full_ab.lower > 0.5 else
+          " On these patients the full model's own AUC interval includes 0.5 (or lies below it), so the "
+          "differences say how the variants score against a model at chance, not what each part is worth; "
+          "`-p ablation_folds 3`, or the full profile, trains them on every fold.")
+display(Markdown(f"The variants were trained and tested **{where}**.{caveat}"))
 ablations
 
 # %% [markdown]

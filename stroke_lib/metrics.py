@@ -416,10 +416,13 @@ def metrics_table(
     """Every metric of ``binary_metrics`` with a 95% interval, and AUC's DeLong interval.
 
     Intervals: a stratified patient bootstrap (``bootstrap_ci``), except for a proportion
-    (sensitivity, specificity, PPV, NPV, accuracy) whose estimate is 0 or 1 or whose
+    (sensitivity, specificity, PPV, NPV, accuracy and weighted recall, which equals
+    accuracy) whose estimate is 0 or 1 or whose
     denominator holds fewer than ten patients, or whose bootstrap has no spread: that gets
     a Wilson score interval with n the patients in its denominator (conservative when patients have several scans,
-    since their scans are correlated). Row ``auc_delong`` is DeLong's interval with
+    since their scans are correlated); another metric whose bootstrap has no spread (F1
+    of a model that calls everyone positive) gets no interval (NaN bounds) instead of a
+    zero-width one. Row ``auc_delong`` is DeLong's interval with
     Obuchowski's variance clustered by patient. ``method`` says which was used and why.
 
     A metric that cannot be computed (PPV of a model that calls no patient positive;
@@ -434,7 +437,8 @@ def metrics_table(
     point = binary_metrics(y, score, threshold)
     called = score >= threshold
     denominators = {"sensitivity": y == 1, "specificity": y == 0, "ppv": called, "npv": ~called,
-                    "accuracy": np.ones(len(y), bool)}
+                    "accuracy": np.ones(len(y), bool),
+                    "weighted_recall": np.ones(len(y), bool)}  # = accuracy: a share of all patients
     rows = []
     for name in METRIC_ORDER:
         rows_in = denominators.get(name)
@@ -457,6 +461,11 @@ def metrics_table(
                 n_patients = np.unique(groups[rows_in]).size
                 lo, hi = wilson_ci(est * n_patients, n_patients)
                 method = "Wilson (the stratified bootstrap has no spread for this proportion)"
+            elif lo == hi and (called.all() or not called.any()):
+                # F1 of a model that calls everyone one class: no interval, not a zero-width one
+                lo, hi = np.nan, np.nan
+                method = ("no interval: the stratified bootstrap has no spread (the model calls "
+                          "every patient one class at this threshold)")
         except UndefinedMetricError as err:  # e.g. PPV when no patient is called positive
             est, lo, hi, method = point[name], np.nan, np.nan, f"undefined: {err}"
         rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi, "method": method})

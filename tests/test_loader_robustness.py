@@ -299,9 +299,12 @@ def test_multi_frame_ct_is_read_frame_by_frame(tmp_path):
     with pytest.raises(DataError, match="frame 3: ImagePositionPatient is missing") as err:
         read_ct_series(tmp_path / "MF")
     assert err.value.path == path
-    ds = pydicom.dcmread(path)
-    ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]["ImagePositionPatient"].value = "x\\1\\2"
+    ds = pydicom.dcmread(path)  # a malformed value inside frame 2's functional group
+    ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0].ImagePositionPatient = ["7.77", "1", "2"]
     ds.save_as(path)
+    data = path.read_bytes()
+    assert data.count(b"7.77\\1\\2") == 1
+    path.write_bytes(data.replace(b"7.77\\1\\2", b"x.xx\\1\\2"))
     with pytest.raises(DataError, match="frame 2: ImagePositionPatient in its PlanePositionSequence is malformed"):
         read_ct_series(tmp_path / "MF")
 

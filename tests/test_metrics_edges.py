@@ -232,3 +232,19 @@ def test_a_proportion_whose_bootstrap_has_no_spread_gets_a_wilson_interval():
     assert row.estimate == pytest.approx(2 / 3)
     assert row.lower < row.estimate < row.upper
     assert row.method.startswith("Wilson (the stratified bootstrap has no spread")
+
+
+def test_a_model_calling_everyone_positive_gets_no_zero_width_interval():
+    """All 30 patients called positive: weighted recall (= accuracy) gets accuracy's Wilson
+    interval, and F1, which is no proportion, no interval rather than [x, x]."""
+    y = np.array([0] * 12 + [1] * 18)
+    table = metrics_table(y, np.random.default_rng(0).uniform(0.6, 0.9, 30), np.arange(30), n_boot=200)
+    assert table.loc["weighted_recall", "estimate"] == pytest.approx(table.loc["accuracy", "estimate"])
+    assert table.loc["weighted_recall", ["lower", "upper"]].tolist() == pytest.approx(
+        table.loc["accuracy", ["lower", "upper"]].tolist())
+    assert table.loc["weighted_recall", "lower"] < table.loc["weighted_recall", "upper"]
+    for name in ("f1", "weighted_f1"):
+        row = table.loc[name]
+        assert np.isnan(row.lower) and np.isnan(row.upper), name
+        assert row.method.startswith("no interval: the stratified bootstrap has no spread"), name
+    assert table.loc["auc", "lower"] < table.loc["auc", "upper"]  # the scores still rank
