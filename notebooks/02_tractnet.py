@@ -405,8 +405,8 @@ for ev, (y, g, scores) in evaluations.items():
 comparison = pd.DataFrame(comparison).set_index(["evaluation", "model"]).fillna("-")
 comparison.columns.name = f"{tag} cohort"
 display(comparison)
-ceilings = ceiling_beside_auc(task.ceiling_evaluations(), tables, ["TRACT-NET", "lesion volume (logistic regression)"],
-                              n_boot=n_bootstrap, seed=seed)
+ceilings = ceiling_beside_auc(task.ceiling_evaluations(), tables,
+                              ["TRACT-NET", "lesion volume (logistic regression)"], n_boot=n_bootstrap, seed=seed)
 ceilings.columns.name = f"{tag} cohort"
 ceilings
 
@@ -553,9 +553,9 @@ for label, switches in variants.items():
     ab_scores[label] = np.concatenate(scores)
     timings[f"ablation: {label}"] = time.perf_counter() - t0
     n_params[f"ablation: {label}"] = sum(p.numel() for p in make_tract(**switches)().parameters())
-ablations = []
+ablations, ab_auc = [], {}
 for label, score in ab_scores.items():
-    t = metrics_table(ab_y, score, ab_g, n_boot=n_bootstrap, seed=seed).loc["auc"]
+    t = ab_auc[label] = metrics_table(ab_y, score, ab_g, n_boot=n_bootstrap, seed=seed).loc["auc"]
     row = {"variant": label, f"AUC [95% CI] ({tag})": format_interval(t.estimate, t.lower, t.upper),
            "parameters": f"{n_params['TRACT-NET' if label == 'TRACT-NET (full)' else f'ablation: {label}']:,}"}
     if label != "TRACT-NET (full)":
@@ -569,8 +569,7 @@ where = (f"on the test patients of the first {ablation_folds} of the {folds} fol
          f"split, {len(np.unique(ab_g))} patients), to keep the smoke profile within minutes; the full "
          "model's row is its score on the same patients" if ablation_folds < folds
          else f"with the full {folds}-fold cross-validation")
-full_ab = metrics_table(ab_y, ab_scores["TRACT-NET (full)"], ab_g, n_boot=n_bootstrap, seed=seed).loc["auc"]
-caveat = ("" if full_ab.lower > 0.5 else
+caveat = ("" if ab_auc["TRACT-NET (full)"].lower > 0.5 else
           " On these patients the full model's own AUC interval includes 0.5 (or lies below it), so the "
           "differences say how the variants score against a model at chance, not what each part is worth; "
           "`-p ablation_folds 3`, or the full profile, trains them on every fold.")
