@@ -1,4 +1,8 @@
-"""Model inputs built from a ``Cohort``: volumes read once, preprocessed, kept in memory."""
+"""Model inputs built from a ``Cohort``: volumes read once, preprocessed, kept in memory.
+
+MRI: ``dwi_dataset`` and the severity task of chapters 01-02. CT: ``ct_dataset`` (CTNet's
+28-slice input) and the haemorrhagic-transformation task of chapter 03 (``ht_task``).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import torch
 from monai.transforms import Compose, RandAffine, RandGaussianNoise, RandScaleIntensity, Resize
 from tqdm import tqdm
 
-from stroke_lib.data import read_nifti
-from stroke_lib.preprocess import normalize_mri
+from stroke_lib.data import read_ct_series, read_nifti
+from stroke_lib.data.synthetic.labels import ht_image_latent
+from stroke_lib.preprocess import CTNET_SLICES, WINDOWS, crop_or_pad_slices, ct_brain_mask, normalize_mri, window_stack
 
 
 @dataclass
@@ -25,6 +30,7 @@ class ArrayDataset:
         rows: the cohort rows, in the same order (patient_id, scan_id, site, ...).
         masks: float32 (N, X, Y, Z) lesion masks resized like ``x`` (zeros where none).
         brains: bool (N, X, Y, Z) brain masks resized like ``x``.
+        skull: bool (N, X, Y, Z) bone masks resized like ``x`` (CT only; None for MRI).
     """
 
     x: torch.Tensor
@@ -32,10 +38,12 @@ class ArrayDataset:
     rows: pd.DataFrame
     masks: np.ndarray
     brains: np.ndarray
+    skull: np.ndarray | None = None
 
     def subset(self, index: np.ndarray) -> "ArrayDataset":
         return ArrayDataset(self.x[index], self.y[index], self.rows.iloc[index].reset_index(drop=True),
-                            self.masks[index], self.brains[index])
+                            self.masks[index], self.brains[index],
+                            None if self.skull is None else self.skull[index])
 
 
 #: Lesion labels of the cohort's masks that count as the acute lesion (infarct, haematoma).
@@ -74,19 +82,23 @@ def dwi_dataset(rows: pd.DataFrame, label: Sequence[int], shape: Sequence[int],
                         rows.reset_index(drop=True), np.stack(masks), np.stack(brains))
 
 
-def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: float = 0.1) -> Compose:
-    """Training augmentation of MRI inputs (C, X, Y, Z), standardised, as MONAI random transforms.
+def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: float = 0.1,
+                 spatial_dims: int = 3) -> Compose:
+    """Training augmentation of inputs (C, X, Y, Z), or (C, X, Y) with ``spatial_dims=2``,
+    standardised or windowed, as MONAI random transforms.
 
-    A random affine (rotation up to ``rotate_deg`` degrees about each axis, shift up to
+    A random affine (rotation up to ``rotate_deg`` degrees about each axis, in 2D about
+    the slice normal only, shift up to
     ``translate_vox`` voxels, zoom within 1 +- ``scale``), a random intensity scale of
     +-10 % and Gaussian noise (sd 0.05). No left-right flip: it would move a lesion to
     the other hemisphere, and the deficit of a left perisylvian lesion (language) differs
     from that of its mirror image.
     """
     rad = float(np.deg2rad(rotate_deg))
+    d = spatial_dims
     return Compose([
-        RandAffine(prob=0.8, rotate_range=(rad, rad, rad), translate_range=(translate_vox,) * 3,
-                   scale_range=(scale,) * 3, padding_mode="zeros", mode="bilinear"),
+        RandAffine(prob=0.8, rotate_range=(rad,) * (3 if d == 3 else 1), translate_range=(translate_vox,) * d,
+                   scale_range=(scale,) * d, padding_mode="zeros", mode="bilinear"),
         RandScaleIntensity(factors=0.1, prob=0.5),
         RandGaussianNoise(prob=0.3, std=0.05),
     ])
@@ -177,3 +189,123 @@ def severity_task(table: pd.DataFrame, cutoff: int, shape: Sequence[int],
     internal_site = "A" if "A" in set(sites) else pd.Series(sites).mode()[0]
     return SeverityTask(data, np.flatnonzero(sites == internal_site), np.flatnonzero(sites != internal_site),
                         internal_site)
+
+
+#: CT windows CTNet's inputs stack (``preprocess.WINDOWS`` names; see ``models.ctnet``).
+CTNET_WINDOWS = ("brain", "stroke_narrow")
+#: HU above which a voxel of a head CT is bone (the skull and skull base).
+BONE_MIN_HU = 300.0
+
+
+def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices: int = CTNET_SLICES,
+               windows: Sequence[str] = CTNET_WINDOWS) -> ArrayDataset:
+    """NCCT as CTNet reads it: HU -> window(s) -> ``n_slices`` axial slices around the brain
+    (cropped or padded with air) -> in-plane resize to ``in_plane`` pixels.
+
+    The brain is ``preprocess.ct_brain_mask`` (soft tissue inside the skull), kept as
+    ``brains`` (``strip_skull`` uses it). Slices are the series' own (5 mm in the embedded cohort and in CTNet's data; a real series of other
+    thickness is used as it is).
+
+    Args:
+        rows: cohort rows with ``image`` (a CT series folder) and optionally ``mask``.
+        label: 0/1 per row.
+        windows: names in ``preprocess.WINDOWS``, one channel each.
+    Returns:
+        ``ArrayDataset`` with x (N, len(windows), in_plane, in_plane, n_slices), lesion
+        masks and brain masks on the same grid, and ``skull`` (N, X, Y, Z) bone masks.
+    """
+    resize = Resize(spatial_size=(in_plane, in_plane, n_slices), mode="trilinear")
+    resize_nn = Resize(spatial_size=(in_plane, in_plane, n_slices), mode="nearest")
+    xs, masks, brains, skulls = [], [], [], []
+    for _, r in tqdm(rows.iterrows(), total=len(rows), desc="preparing CT inputs", leave=False):
+        hu = read_ct_series(r.image).data
+        brain = ct_brain_mask(hu)
+        vol = window_stack(hu, [WINDOWS[w] for w in windows])
+        lesion = (np.isin(read_nifti(r["mask"]).data, ACUTE_LESION_LABELS) if isinstance(r.get("mask"), str)
+                  else np.zeros(brain.shape, bool))
+        crop = lambda v, fill=0.0: crop_or_pad_slices(v, n_slices, brain, fill=fill)  # noqa: E731
+        xs.append(np.asarray(resize(crop(vol)), np.float32))
+        masks.append(np.asarray(resize_nn(crop(lesion[None].astype(np.float32))))[0])
+        brains.append(np.asarray(resize_nn(crop(brain[None].astype(np.float32))))[0] > 0)
+        skulls.append(np.asarray(resize_nn(crop((hu >= BONE_MIN_HU)[None].astype(np.float32))))[0] > 0)
+    return ArrayDataset(torch.from_numpy(np.stack(xs)), np.asarray(label, int), rows.reset_index(drop=True),
+                        np.stack(masks), np.stack(brains), np.stack(skulls))
+
+
+def strip_skull(data: ArrayDataset) -> ArrayDataset:
+    """The same inputs with every voxel outside the brain mask set to 0 (skull stripping:
+    bone, scalp and air removed, on the model's grid)."""
+    brain = torch.from_numpy(data.brains[:, None].astype(np.float32))
+    return ArrayDataset(data.x * brain, data.y, data.rows, data.masks, data.brains, data.skull)
+
+
+@dataclass
+class HTTask:
+    """Haemorrhagic transformation from NCCT (chapter 03), one row per CT scan.
+
+    Attributes:
+        data: CTNet's inputs (``ct_dataset``), labels and rows of every scan kept.
+        label: what the positive class is ("haemorrhagic transformation", or the proxy
+            label of a real dataset).
+        proxy: True on a real dataset, where no public HT label exists and the task is
+            the stated proxy ("any haemorrhage" per scan).
+    """
+
+    data: ArrayDataset
+    label: str
+    proxy: bool
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.data.rows.patient_id.to_numpy()
+
+    @property
+    def has_masks(self) -> bool:
+        return bool(self.data.masks.any())
+
+    def latents(self) -> dict[str, np.ndarray] | None:
+        """The true latents that bound the AUC (embedded cohort only, else None): the
+        ``"oracle ceiling"`` (the whole HT risk, unseen thrombolysis, glucose and
+        cardioembolic source included) and the ``"image-only ceiling"`` (its part that the
+        CT and the age in its header carry, ``labels.ht_image_latent``)."""
+        rows = self.data.rows
+        if self.proxy or "ht_risk" not in rows:
+            return None
+        image = [ht_image_latent(r.lesion_volume_ml, bool(r.hyperdense_artery), int(r.fazekas), r.age)
+                 for r in rows.itertuples()]
+        return {"oracle ceiling": rows.ht_risk.to_numpy(float), "image-only ceiling": np.asarray(image)}
+
+    def counts(self, tag: str) -> pd.DataFrame:
+        """Patients and scans per class, the column title naming the data (``tag``)."""
+        rows = self.data.rows.assign(label=np.where(self.data.y == 1, "positive", "negative"))
+        table = rows.groupby("label").agg(patients=("patient_id", "nunique"), scans=("scan_id", "size")).T
+        table.columns = [f"{self.label}: {c}" for c in table.columns]
+        table.columns.name = tag
+        return table
+
+
+#: Proxy labels of the real datasets chapter 03 runs on: dataset -> (column, meaning).
+HT_PROXY_LABELS = {"cq500": ("ICH", "any intracranial haemorrhage (majority of three reads)")}
+
+
+def ht_task(table: pd.DataFrame, dataset: str, in_plane: int, skull_strip: bool = False) -> HTTask:
+    """The HT task of a cohort table: every CT scan of an ischaemic patient with an HT label
+    (the embedded cohort: baseline and follow-up scans), or on a real dataset every CT
+    scan with its proxy label (``HT_PROXY_LABELS``), read by ``ct_dataset``; with
+    ``skull_strip`` through ``strip_skull``.
+
+    Raises:
+        ValueError: a real dataset without a proxy label here.
+    """
+    rows = table[table.modality == "CT"]
+    if dataset == "synthetic":
+        rows = rows[(rows.stroke_type == "ischaemic") & rows.ht.notna()]
+        label, column, proxy = "haemorrhagic transformation", "ht", False
+    elif dataset in HT_PROXY_LABELS:
+        column, label = HT_PROXY_LABELS[dataset]
+        rows, proxy = rows[rows[column].notna()], True
+    else:
+        raise ValueError(f"chapter 03 has no label for dataset {dataset!r}; it runs on the embedded "
+                         f"cohort or, with a proxy label, on {sorted(HT_PROXY_LABELS)}")
+    data = ct_dataset(rows, rows[column].astype(int).to_numpy(), in_plane)
+    return HTTask(strip_skull(data) if skull_strip else data, label, proxy)

@@ -267,3 +267,37 @@ def overlay_cases(masks: np.ndarray) -> list[tuple[str, int]]:
         return [("first patient", 0), ("second patient", min(1, len(masks) - 1))]
     return [("largest lesion", int(with_lesion[np.argmax(size[with_lesion])])),
             ("median lesion", int(with_lesion[np.argsort(size[with_lesion])[len(with_lesion) // 2]]))]
+
+
+def tissue_shares(maps: np.ndarray, tissues: dict[str, np.ndarray], groups: np.ndarray | None = None,
+                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Share of each map's energy that falls on each tissue, with patient-bootstrap intervals.
+
+    A map (``*S``) shorter than the tissue masks (``*S, Z``) is read across every slice of
+    the trailing axis: the in-plane map of a network that takes the slices as channels
+    covers each slice alike, so a pixel's weight for a tissue is the share of its slices
+    that are that tissue. The tissues should cover every voxel once (for example brain,
+    bone and the rest).
+
+    Args:
+        maps: (N, *S) non-negative maps.
+        tissues: name -> (N, *S) or (N, *S, Z) bool masks.
+        groups: patient ID per sample (default: each sample its own patient).
+    Returns:
+        One row per tissue: ``share`` (mean over samples) with ``lower``/``upper``, and
+        ``uniform map`` (the share a map that is the same everywhere would get).
+    """
+    groups = np.arange(len(maps)) if groups is None else np.asarray(groups)
+    energy = np.asarray(maps, float).reshape(len(maps), -1)
+    total = np.maximum(energy.sum(1), 1e-12)
+    rows = []
+    for name, mask in tissues.items():
+        weight = np.asarray(mask, float)
+        if weight.ndim == maps.ndim + 1:
+            weight = weight.mean(-1)
+        weight = weight.reshape(len(maps), -1)
+        share = (energy * weight).sum(1) / total
+        est, lo, hi = _mean_ci(share, groups, n_boot, seed)
+        rows.append({"tissue": name, "share": est, "lower": lo, "upper": hi,
+                     "uniform map": float(weight.mean())})
+    return pd.DataFrame(rows).set_index("tissue")

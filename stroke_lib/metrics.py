@@ -116,6 +116,7 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "weighted_recall": "mean of the two classes' recalls weighted by their sizes (equals accuracy)",
     "weighted_precision": "mean of the two classes' precisions weighted by their sizes",
     "weighted_f1": "mean of the two classes' F1 weighted by their sizes",
+    "macro_f1": "unweighted mean of the two classes' F1",
 }
 
 
@@ -124,7 +125,8 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
 
     Returns sensitivity, specificity, ppv, npv, f1, accuracy (positive class), auc and
     average_precision (threshold-free), and weighted_recall, weighted_precision,
-    weighted_f1 (class-weighted). A metric whose denominator is 0 is NaN here; call
+    weighted_f1 (class-weighted) and macro_f1 (the two classes' F1 unweighted). A metric
+    whose denominator is 0 is NaN here; call
     the single metric functions to get an error instead.
     """
     y, score = _check(y, score)
@@ -156,6 +158,7 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
         "weighted_recall": w_pos * sens + w_neg * spec if both else float("nan"),
         "weighted_precision": w_pos * ppv + w_neg * npv,
         "weighted_f1": w_pos * f1 + w_neg * f1_neg,
+        "macro_f1": (f1 + f1_neg) / 2,
     }
 
 
@@ -390,7 +393,7 @@ def calibration(y: np.ndarray, score: np.ndarray, n_bins: int = 5) -> dict[str, 
 
 
 METRIC_ORDER = ["sensitivity", "specificity", "ppv", "npv", "f1", "accuracy", "auc",
-                "average_precision", "weighted_recall", "weighted_precision", "weighted_f1"]
+                "average_precision", "weighted_recall", "weighted_precision", "weighted_f1", "macro_f1"]
 
 #: A proportion whose denominator has fewer patients than this gets a Wilson interval.
 WILSON_BELOW_PATIENTS = 10

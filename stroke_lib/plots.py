@@ -193,7 +193,7 @@ def paired_differences(table: pd.DataFrame, x: str, y: str, title: str, xlabel: 
 
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
                operating_points: dict[str, tuple[float, float]] | None = None,
-               n_boot: int = 200, seed: int = 0) -> plt.Figure:
+               n_boot: int = 200, seed: int = 0, point_group: str | None = None) -> plt.Figure:
     """ROC curves of several models on one axis with 95% patient-bootstrap bands.
 
     Args:
@@ -202,6 +202,8 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], tit
         operating_points: label -> (sensitivity, specificity) of the positive class, drawn
             as markers. Only a true pair belongs here: a class-weighted recall is not a
             sensitivity, so a paper point reported that way must not be drawn.
+        point_group: draw every operating point in one style under this one legend entry,
+            each labelled on the axes by its key (for many readers' points).
     """
     from sklearn.metrics import roc_curve
 
@@ -224,8 +226,13 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], tit
         lo, hi = np.quantile(tprs, [0.025, 0.975], axis=0)
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     band = Patch(color="grey", alpha=0.3, label=f"95% band: patient bootstrap, {n_boot} replicates")
-    for label, (sens, spec) in (operating_points or {}).items():
-        ax.plot(1 - spec, sens, marker="*", ms=11, ls="none", label=label)
+    for k, (label, (sens, spec)) in enumerate((operating_points or {}).items()):
+        if point_group is None:
+            ax.plot(1 - spec, sens, marker="*", ms=11, ls="none", label=label)
+            continue
+        ax.plot(1 - spec, sens, marker="o", ms=6, ls="none", color="black", mfc="white",
+                label=point_group if k == 0 else None)
+        ax.annotate(label, (1 - spec, sens), xytext=(4, 3), textcoords="offset points", fontsize=7)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
     handles, _ = ax.get_legend_handles_labels()

@@ -142,3 +142,20 @@ def test_a_misspelt_parameter_fails_at_once_naming_the_accepted_ones(tmp_path):
                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert cli.returncode == 2
     assert "n_subject" in cli.stderr and "n_subjects (int" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_chapter_03_shows_the_leak_the_skull_shares_and_the_baseline(built_book):
+    record = json.loads((data_dir() / "runs" / "03_ctnet_ht-synthetic-smoke-seed0" / "results.json").read_text())
+    leak = record["leak"]
+    assert {r["split"] for r in leak} == {"scan-level", "patient-level"}
+    assert all(r["test scans whose patient is in training"] == 0 for r in leak if r["split"] == "patient-level")
+    assert any(r["test scans whose patient is in training"] > 0 for r in leak if r["split"] == "scan-level")
+    assert "Scan-level minus patient-level AUC" in record["leak_summary"]
+    shares = {(r["input"], r["network"], r["tissue"]) for r in record["tissue_shares"]}
+    assert {("CTNet skull-stripped", "trained", "bone (skull)"), ("CTNet", "random weights", "brain")} <= shares
+    cv = record["metrics"]
+    for model in ("CTNet", "CTNet skull-stripped", "CT measurements (logistic regression)",
+                  "reader's record (logistic regression)", "correlation learning CNN"):
+        assert 0 <= cv[f"{model}, 5-fold CV"]["auc"]["estimate"] <= 1
+    assert {"oracle ceiling", "image-only ceiling"} <= set(record["ceiling"]["5-fold CV"])
+    assert len(record["fold_aucs"]) == 6  # five folds and the 9:1 split

@@ -156,9 +156,15 @@ def test_patient_name_never_enters_cohort(copy, small_cohort):
 
 def test_embedded_cohort_table(small_cohort):
     cohort = load_embedded(small_cohort)
-    assert len(cohort.table) == 32 and cohort.rejects.empty
-    assert set(cohort.table.modality) == {"CT", "DWI"}
-    assert cohort.table.groupby("patient_id").size().eq(2).all()
+    t = cohort.table
+    assert cohort.rejects.empty and set(t.modality) == {"CT", "DWI"}
+    assert t.patient_id.nunique() == 16 and (t[t.modality == "DWI"].groupby("patient_id").size() == 1).all()
+    baseline = t[(t.modality == "CT") & (t.followup == 0)]
+    assert len(baseline) == 16 and baseline.patient_id.is_unique
+    followups = t[(t.modality == "CT") & (t.followup > 0)]
+    assert (followups.stroke_type == "ischaemic").all()
+    series = len(list((small_cohort / "sourcedata/ct").glob("*/NCCT_HEAD*")))
+    assert len(t) == 16 + series
 
 
 def test_isles22_layout(tmp_path, small_cohort):

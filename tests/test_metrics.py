@@ -30,6 +30,7 @@ def test_binary_metrics_equal_sklearn(seed):
     assert m["average_precision"] == pytest.approx(average_precision_score(y, score))
     assert m["weighted_recall"] == pytest.approx(recall_score(y, pred, average="weighted"))
     assert m["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
     assert m["weighted_recall"] == pytest.approx(m["accuracy"])  # always, as TRACT-NET shows
 
 

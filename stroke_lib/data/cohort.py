@@ -239,25 +239,35 @@ def load_ct_series_folders(
 
 def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     """Load the embedded cohort: DWI/ADC through ``load_soop``, CT through
-    ``load_ct_series_folders``, masks and every label from ``derivatives/``.
+    ``load_ct_series_folders``, masks, scan times and every label from ``derivatives/``.
 
-    Each subject gives two rows (modality ``DWI`` and ``CT``) on one scanner grid, so
-    ``mask`` (lesion labels) and ``regions`` (ASPECTS-like regions) fit both.
+    Each subject gives a ``DWI`` row and a baseline ``CT`` row on one scanner grid, and a
+    ``CT`` row per follow-up NCCT (``sourcedata/ct/sub-X/NCCT_HEAD_FUk``, on a grid of its
+    own); ``mask`` (lesion labels) and ``regions`` (ASPECTS-like regions) name the masks
+    on each row's grid. ``followup`` is 0 for the baseline scans and k for the k-th
+    follow-up; ``hours_from_onset`` is the time of the scan (the DWI's is the baseline
+    CT's).
     """
     root = Path(root)
     dwi = load_soop(root, validate=validate)
-    ct = load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD", validate=validate,
+    ct = load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD*", validate=validate,
                                 pseudonymize=False)
     labels = pd.read_csv(root / "derivatives" / "labels.tsv", sep="\t", dtype={"participant_id": str})
     labels = labels.rename(columns={"participant_id": "patient_id"})
     labels["territory"] = labels["territory"].fillna("")
-    keep = ["patient_id", "scan_id", "modality", "image", "adc"]
-    table = pd.concat([dwi.table[keep], ct.table[["patient_id", "scan_id", "modality", "image"]]])
-    table = table.merge(labels, on="patient_id", how="left")
+    scans = pd.read_csv(root / "derivatives" / "scans.tsv", sep="\t", dtype={"participant_id": str})
+    scans = scans.rename(columns={"participant_id": "patient_id"})
+    ct_rows = ct.table[["patient_id", "scan_id", "modality", "image"]].assign(
+        series=[Path(p).name for p in ct.table.image])
+    ct_rows = ct_rows.merge(scans, on=["patient_id", "series"], how="left")
+    dwi_rows = dwi.table[["patient_id", "scan_id", "modality", "image", "adc"]].merge(
+        scans[scans.followup == 0].drop(columns="series"), on="patient_id", how="left")
+    table = pd.concat([dwi_rows, ct_rows.drop(columns="series")]).merge(labels, on="patient_id", how="left")
+    table["followup"] = table["followup"].fillna(0).astype(int)
     masks = root / "derivatives" / "masks"
-    table["mask"] = [str(masks / p / f"{p}_desc-lesion_mask.nii.gz") for p in table.patient_id]
-    table["regions"] = [str(masks / p / f"{p}_desc-aspects_dseg.nii.gz") for p in table.patient_id]
-    table = table.sort_values(["patient_id", "modality"], ignore_index=True)
+    ses = ["" if k == 0 else f"_ses-fu{k}" for k in table.followup]
+    table["mask"] = [str(masks / p / f"{p}{s}_desc-lesion_mask.nii.gz") for p, s in zip(table.patient_id, ses)]
+    table["regions"] = [str(masks / p / f"{p}{s}_desc-aspects_dseg.nii.gz") for p, s in zip(table.patient_id, ses)]
+    table = table.sort_values(["patient_id", "modality", "followup"], ignore_index=True)
     rejects = pd.concat([dwi.rejects, ct.rejects], ignore_index=True)
     return Cohort(table, rejects, "synthetic", root)
-

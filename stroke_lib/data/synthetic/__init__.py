@@ -7,18 +7,25 @@ the layout of SOOP (OpenNeuro ds004889) plus a DICOM CT series per subject::
     sub-0001/dwi/sub-0001_rec-TRACE_dwi.nii.gz, sub-0001_rec-ADC_dwi.nii.gz
     sub-0001/dwi/sub-0001_rec-TRACE_dwi.json, sub-0001_rec-ADC_dwi.json   (BIDS sidecars, units)
     sourcedata/ct/sub-0001/NCCT_HEAD/IM0001.dcm ...
+    sourcedata/ct/sub-0001/NCCT_HEAD_FU1/...   follow-up NCCT before HT onset (some
+        ischaemic subjects; CohortSpec.followup_rate), on a grid of its own
     derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz   lesion labels:
         1 acute infarct, 2 old infarct, 3 haemorrhage, 4 perihaematomal oedema
         (chapters count 1 and 3 as the acute lesion; 4 is new and counts as no lesion)
     derivatives/masks/sub-0001/sub-0001_desc-aspects_dseg.nii.gz  (regions 1..20)
+    derivatives/masks/sub-0001/sub-0001_ses-fu1_desc-{lesion_mask,aspects_dseg}.nii.gz
+        the same masks on a follow-up's grid
     derivatives/masks/sub-0001/sub-0001_desc-tissue_dseg.nii.gz   pure-tissue voxels:
         1 CSF, 2 cortical grey, 3 white matter, 4 deep grey nuclei, 5 internal capsule
     derivatives/masks/desc-{lesion,tissue}_dseg.tsv  the label values and their names
     derivatives/labels.tsv                 every label and its latent risk
+    derivatives/scans.tsv                  participant_id, series, followup (0 baseline),
+        hours_from_onset of every CT series (the DWI is acquired with the baseline CT)
     derivatives/geometry/sub-0001.json     subject <- template transform
     derivatives/oracle.json                each label's oracle ceiling (AUC; null if undefined)
 
-CT and DWI of a subject share one scanner grid, so the masks fit both. A subject's
+The baseline CT and the DWI of a subject share one scanner grid, so its masks fit both; a
+follow-up CT has a grid and masks of its own. A subject's
 anatomy, lesions and labels depend on (seed, subject index) only, never on ``in_plane``.
 A finished cohort is cached by its parameters and never regenerated.
 
@@ -50,7 +57,9 @@ from stroke_lib.data.synthetic.subject import (
     LESION_LABELS,
     SITES,
     TISSUE_LABELS,
-    generate_subject,
+    draw_patient,
+    followups,
+    render,
 )
 from stroke_lib.data.synthetic.writers import (
     ras_affine,
@@ -78,6 +87,10 @@ class CohortSpec:
         ht_base_rate: expected share of ischaemic subjects with haemorrhagic
             transformation (``labels.HT_BASE_RATE``: a population rate; 0.5 mimics CTNet's
             1:1 matched sample).
+        followup_rate: chance that an ischaemic subject has a follow-up NCCT before HT
+            onset, and that one with k follow-ups has another (at most two; ``subject.
+            followups``). 0.25 gives about 1.3 CT scans per ischaemic patient, as CTNet's
+            613 scans of 474 patients.
     """
 
     n_subjects: int = 120
@@ -85,14 +98,25 @@ class CohortSpec:
     sites: dict[str, float] = field(default_factory=lambda: {"A": 0.7, "B": 0.3})
     seed: int = 0
     ht_base_rate: float = HT_BASE_RATE
+    followup_rate: float = 0.25
 
     def key(self) -> str:
         """Folder name: readable parameters plus a hash of all of them and of the
         generator's source, so a changed generator never reuses an old cohort."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode())
+        return f"synthetic-n{self.n_subjects}-px{self.in_plane}-seed{self.seed}-{self._digest(asdict(self))}"
+
+    def image_key(self) -> str:
+        """The same hash without the HT base rate, which changes labels, never images:
+        the DICOM UIDs derive from it, so cohorts that differ in that rate alone share
+        their images byte for byte (``image_sibling``)."""
+        return self._digest({k: v for k, v in asdict(self).items() if k != "ht_base_rate"})
+
+    @staticmethod
+    def _digest(parameters: dict) -> str:
+        digest = hashlib.sha1(json.dumps(parameters, sort_keys=True).encode())
         for source in sorted(Path(__file__).parent.glob("*.py")):
             digest.update(source.read_bytes())
-        return f"synthetic-n{self.n_subjects}-px{self.in_plane}-seed{self.seed}-{digest.hexdigest()[:8]}"
+        return digest.hexdigest()[:8]
 
 
 def cohort_path(spec: CohortSpec) -> Path:
@@ -110,34 +134,42 @@ def _site_of_each(spec: CohortSpec) -> list[str]:
     return [str(s) for s in rng.choice(names, size=spec.n_subjects, p=p / p.sum())]
 
 
-def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> dict[str, object]:
+def _write_ct(root: Path, spec: CohortSpec, pid: str, series: str, sub, site: str, ses: str = "") -> None:
+    """One CT series of ``sub`` with its lesion and region masks (``ses``: ``_ses-fuK``)."""
+    affine = ras_affine(sub.spacing, sub.origin)
+    masks = root / "derivatives" / "masks" / pid
+    write_nifti(masks / f"{pid}{ses}_desc-lesion_mask.nii.gz", sub.lesion, affine)
+    write_nifti(masks / f"{pid}{ses}_desc-aspects_dseg.nii.gz", sub.regions, affine)
+    write_ct_series(root / "sourcedata" / "ct" / pid / series, sub.ct_hu, sub.spacing, sub.origin,
+                    patient_id=pid, uid_key=f"{spec.image_key()}/{pid}/{series}", site=site,
+                    age=float(sub.record["age"]), sex=str(sub.record["sex"]))
+
+
+def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """Write subject ``index``; return its labels row and one row per CT series."""
     index, site, spec, root = args
-    sub = generate_subject(index, spec.seed, site, spec.in_plane, load_atlas(), spec.ht_base_rate)
+    atlas = load_atlas()
+    patient = draw_patient(index, spec.seed, site, atlas, spec.ht_base_rate)
+    sub = render(patient, spec.in_plane, atlas, spec.seed, index)
     pid = f"sub-{index + 1:04d}"
     affine = ras_affine(sub.spacing, sub.origin)
     dwi_dir = root / pid / "dwi"
     write_nifti(dwi_dir / f"{pid}_rec-TRACE_dwi.nii.gz", sub.dwi, affine)
     write_nifti(dwi_dir / f"{pid}_rec-ADC_dwi.nii.gz", sub.adc, affine)
     write_dwi_sidecars(dwi_dir, pid, site)
-    masks = root / "derivatives" / "masks" / pid
-    write_nifti(masks / f"{pid}_desc-lesion_mask.nii.gz", sub.lesion, affine)
-    write_nifti(masks / f"{pid}_desc-aspects_dseg.nii.gz", sub.regions, affine)
-    write_nifti(masks / f"{pid}_desc-tissue_dseg.nii.gz", sub.tissue, affine)
-    write_ct_series(
-        root / "sourcedata" / "ct" / pid / "NCCT_HEAD",
-        sub.ct_hu,
-        sub.spacing,
-        sub.origin,
-        patient_id=pid,
-        uid_key=f"{spec.key()}/{pid}",
-        site=site,
-        age=float(sub.record["age"]),
-        sex=str(sub.record["sex"]),
-    )
+    write_nifti(root / "derivatives" / "masks" / pid / f"{pid}_desc-tissue_dseg.nii.gz", sub.tissue, affine)
+    _write_ct(root, spec, pid, "NCCT_HEAD", sub, site)
+    scans = [{"participant_id": pid, "series": "NCCT_HEAD", "followup": 0,
+              "hours_from_onset": sub.record["onset_hours"]}]
+    for k, (later, hours) in enumerate(followups(patient, index, spec.seed, spec.followup_rate), start=1):
+        _write_ct(root, spec, pid, f"NCCT_HEAD_FU{k}", render(later, spec.in_plane, atlas, spec.seed, index, scan=k),
+                  site, ses=f"_ses-fu{k}")
+        scans.append({"participant_id": pid, "series": f"NCCT_HEAD_FU{k}", "followup": k,
+                      "hours_from_onset": round(hours, 2)})
     geo = root / "derivatives" / "geometry" / f"{pid}.json"
     geo.parent.mkdir(parents=True, exist_ok=True)
     geo.write_text(json.dumps(sub.geometry, indent=1))
-    return {"participant_id": pid, **sub.record}
+    return {"participant_id": pid, **sub.record}, scans
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -171,39 +203,16 @@ def oracle_ceilings(labels: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     return {k: {g: (None if np.isnan(v) else v) for g, v in d.items()} for k, d in out.items()}
 
 
-def generate_cohort(
-    spec: CohortSpec = CohortSpec(),
-    root: Path | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> Path:
-    """Generate the cohort of ``spec`` unless it exists; return its folder.
+def _label_records(spec: CohortSpec) -> list[dict[str, object]]:
+    """Every subject's labels row, drawn again without rendering (``draw_patient``)."""
+    atlas = load_atlas()
+    return [{"participant_id": f"sub-{i + 1:04d}", **draw_patient(i, spec.seed, site, atlas, spec.ht_base_rate).record}
+            for i, site in enumerate(_site_of_each(spec))]
 
-    Args:
-        spec: cohort parameters.
-        root: output folder; default ``cohort_path(spec)``.
-        workers: processes; default the number of CPU cores.
-        progress: show a tqdm bar on a terminal (never in a notebook, whose page would
-            keep every update of it).
-    """
-    root = Path(root) if root is not None else cohort_path(spec)
-    if (root / DONE_MARKER).exists():
-        return root
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    load_atlas()  # built once in the parent; forked workers inherit it
-    ht_intercept(spec.ht_base_rate)  # likewise the HT intercept of the base rate
-    jobs = [(i, s, spec, partial) for i, s in enumerate(_site_of_each(spec))]
-    workers = workers or os.cpu_count() or 1
-    bar = dict(total=len(jobs), desc="embedded cohort", unit="subject",
-               disable=None if progress else True)  # None: only on a terminal
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            records = list(tqdm(pool.map(_write_subject, jobs), **bar))
-    else:
-        records = [_write_subject(j) for j in tqdm(jobs, **bar)]
-    labels = pd.DataFrame.from_records(records)
+
+def _write_tables(partial: Path, spec: CohortSpec, labels: pd.DataFrame) -> None:
+    """participants.tsv, the labels, the oracle ceilings, the label names and the dataset
+    description of a cohort whose images are in ``partial``."""
     labels[["participant_id", "age", "sex", "nihss", "site"]].to_csv(
         partial / "participants.tsv", sep="\t", index=False
     )
@@ -227,6 +236,87 @@ def generate_cohort(
             sort_keys=True,
         )
     )
+
+
+def image_sibling(spec: CohortSpec, cohorts: Path | None = None) -> Path | None:
+    """A finished cohort under ``cohorts`` (default ``<data directory>/cohorts``) with the
+    same images as ``spec``: every parameter equal but the HT base rate, written by this
+    version of the generator. The base rate moves only the HT labels (the draw that
+    decides HT and every image draw are made whatever the rate), so such a cohort's
+    images are ``spec``'s, byte for byte."""
+    cohorts = data_dir() / "cohorts" if cohorts is None else cohorts
+    want = {k: v for k, v in asdict(spec).items() if k != "ht_base_rate"}
+    for marker in sorted(cohorts.glob(f"*/{DONE_MARKER}")):
+        try:
+            other = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        if {k: v for k, v in other.items() if k != "ht_base_rate"} != want:
+            continue
+        try:
+            sibling = CohortSpec(**{**other, "sites": dict(other["sites"])})
+        except TypeError:
+            continue
+        if marker.parent.name == sibling.key():  # the same generator wrote it
+            return marker.parent
+    return None
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def generate_cohort(
+    spec: CohortSpec = CohortSpec(),
+    root: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Generate the cohort of ``spec`` unless it exists; return its folder.
+
+    When a cohort with the same images exists (``image_sibling``: another HT base rate
+    only), its images are hard-linked (copied where links are not possible) and only
+    the labels are drawn again, in seconds; the result is the same bytes as a cohort
+    generated from scratch.
+
+    Args:
+        spec: cohort parameters.
+        root: output folder; default ``cohort_path(spec)``.
+        workers: processes; default the number of CPU cores.
+        progress: show a tqdm bar on a terminal (never in a notebook, whose page would
+            keep every update of it).
+    """
+    root = Path(root) if root is not None else cohort_path(spec)
+    if (root / DONE_MARKER).exists():
+        return root
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    load_atlas()  # built once in the parent; forked workers inherit it
+    ht_intercept(spec.ht_base_rate)  # likewise the HT intercept of the base rate
+    sibling = image_sibling(spec, root.parent)
+    if sibling is not None:
+        shutil.copytree(sibling, partial, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns(DONE_MARKER, "labels.tsv", "participants.tsv", "oracle.json",
+                                                      "dataset_description.json", "desc-*_dseg.tsv"))
+        labels = pd.DataFrame.from_records(_label_records(spec))
+    else:
+        partial.mkdir(parents=True)
+        jobs = [(i, s, spec, partial) for i, s in enumerate(_site_of_each(spec))]
+        workers = workers or os.cpu_count() or 1
+        bar = dict(total=len(jobs), desc="embedded cohort", unit="subject",
+                   disable=None if progress else True)  # None: only on a terminal
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                written = list(tqdm(pool.map(_write_subject, jobs), **bar))
+        else:
+            written = [_write_subject(j) for j in tqdm(jobs, **bar)]
+        labels = pd.DataFrame.from_records([record for record, _ in written])
+        pd.DataFrame([row for _, scans in written for row in scans]).to_csv(
+            partial / "derivatives" / "scans.tsv", sep="\t", index=False)
+    _write_tables(partial, spec, labels)
     (partial / DONE_MARKER).write_text(json.dumps(asdict(spec), sort_keys=True))
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)

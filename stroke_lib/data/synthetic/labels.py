@@ -176,3 +176,15 @@ def model_table(ht_intercept: float | None = None) -> list[dict[str, object]]:
                  "meaning": "region is 'early' when the acute infarct covers more than this share",
                  "source": "ASPECTS reading, Barber et al. 2000"})
     return rows
+
+
+#: The HT terms a reader of the CT has: the image and the age in its header. The others
+#: (thrombolysis, glucose, a cardioembolic source) are in no image.
+HT_IMAGE_TERMS = ("log1p_lesion_ml", "hyperdense_artery", "fazekas", "age_decades_from_70")
+
+
+def ht_image_latent(lesion_ml: float, hyperdense: bool, fazekas: int, age: float) -> float:
+    """The part of the HT log-odds that the CT (and its header's age) carries: the image-only
+    ceiling's score (the intercept left out: an AUC does not need it)."""
+    terms = ht_terms(lesion_ml, hyperdense, fazekas, age, False, 0.0, False)
+    return float(sum(HT_TERMS[k][0] * terms[k] for k in HT_IMAGE_TERMS))

@@ -39,13 +39,14 @@ intraventricular extension (``population.HAEM_LOCATION_P``); a head with skull b
 cells, orbits and scalp fat (``atlas.base_hu``); physiological calcifications
 (``P_CALCIFICATION``); CT noise with FBP texture and pixel-size dependence
 (``_fbp_noise``) and a posterior-fossa beam-hardening band; a DWI trace computed from a
-T2-weighted b0 and the ADC. Not modelled: EPI distortion and separate CT and DWI grids (the
+T2-weighted b0 and the ADC; follow-up NCCT scans before HT onset (``followups``). Not modelled: EPI distortion and separate CT and DWI grids (the
 masks are written once and fit both images, which the loader relies on).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
@@ -89,6 +90,19 @@ P_CALCIFICATION = {"pineal": 0.72, "choroid": 0.70, "basal_ganglia": 0.01}
 #: Yang et al., Neurocrit Care 2017 report shift rising with ICH volume).
 MASS_SHARE_HAEMATOMA = 1.6
 MASS_SHARE_INFARCT = 0.25
+#: Follow-up NCCT before HT onset (as CTNet's data, paper 001: several scans per patient,
+#: "prior to HT onset"): hours after the previous scan, Uniform(FOLLOWUP_DELAY_H), at most
+#: MAX_FOLLOWUPS per patient. Net water uptake goes on: the infarct's HU drop approaches
+#: FOLLOWUP_DELTA_PLATEAU_HU with a time constant of FOLLOWUP_TAU_H hours (about 8-12 HU
+#: below normal tissue after a day; Dzialowski et al., Stroke 2004;35:1390-5, 1-2 HU per
+#: hour early on, then slower).
+FOLLOWUP_DELAY_H = (6.0, 48.0)
+MAX_FOLLOWUPS = 2
+FOLLOWUP_DELTA_PLATEAU_HU = 14.0
+FOLLOWUP_TAU_H = 24.0
+#: Stream of ``default_rng([seed, index, FOLLOWUP_STREAM])``, apart from the patient's own
+#: draws, so adding follow-ups never changes a baseline scan.
+FOLLOWUP_STREAM = 900_001
 #: Lesion mask values written to ``desc-lesion_mask``.
 LESION_LABELS = {1: "acute infarct", 2: "old infarct", 3: "haemorrhage", 4: "perihaematomal oedema"}
 #: Tissue labels written to ``desc-tissue_dseg`` (pure-tissue voxels only).
@@ -354,6 +368,41 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
     )
 
 
+def followups(patient: Patient, index: int, seed: int, rate: float) -> list[tuple[Patient, float]]:
+    """Follow-up NCCT scans of an ischaemic patient, taken before any haemorrhagic
+    transformation: the same anatomy, lesions and labels, a new head pose and scanner
+    placement, and an infarct more hypodense with time.
+
+    Each patient has k follow-ups with P(k >= 1) = ``rate`` and P(k >= j + 1 | k >= j) =
+    ``rate`` up to ``MAX_FOLLOWUPS`` (mean rate + rate^2 for two at most).
+
+    Returns:
+        (the patient as seen at the scan, hours from onset) per follow-up, in time order;
+        empty for a patient without an ischaemic stroke.
+    """
+    if patient.clinical.stroke_type != "ischaemic" or rate <= 0:
+        return []
+    rng = np.random.default_rng([seed, index, FOLLOWUP_STREAM])
+    prof = SITES[patient.site]
+    out, hours, delta = [], float(patient.clinical.onset_hours), patient.early_delta
+    while len(out) < MAX_FOLLOWUPS and rng.random() < rate:
+        gap = float(rng.uniform(*FOLLOWUP_DELAY_H))
+        hours += gap
+        delta = FOLLOWUP_DELTA_PLATEAU_HU - (FOLLOWUP_DELTA_PLATEAU_HU - delta) * np.exp(-gap / FOLLOWUP_TAU_H)
+        effacement = float(np.clip(0.12 * hours, 0, 0.7))
+        later = replace(
+            patient, pose=_pose(rng), elastic=rng.normal(0, 1.0, (3, 5, 5, 5)),
+            fov=float(rng.uniform(*prof.fov_mm)),
+            n_slices=int(rng.integers(prof.n_slices[0], prof.n_slices[1] + 1)),
+            z_bottom=float(rng.uniform(-66.0, -58.0)), early_delta=float(delta),
+            gw_loss=float(1 - np.exp(-hours / 2.5)), effacement=effacement,
+            t2_rise=float(rng.uniform(0.02, 0.06) * min(hours, 24.0)),
+            mass_ml=MASS_SHARE_INFARCT * effacement * float(patient.record["lesion_volume_ml"]),
+        )
+        out.append((later, hours))
+    return out
+
+
 def _haemorrhage_space(territory: str, atlas: Atlas) -> np.ndarray:
     """Template voxels where a haemorrhage of ``territory`` may lie (bool, atlas shape)."""
     tissue = atlas.brain & (atlas.gm + atlas.wm > 0.3)
@@ -500,9 +549,12 @@ def _lesion_weight(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask, np.where(mask, share, 0.0).astype(np.float32)
 
 
-def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int) -> Subject:
-    """Sample ``patient`` on a scanner grid of ``in_plane`` pixels per side; add noise."""
-    rng = np.random.default_rng([seed, index, in_plane])
+def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int, scan: int = 0) -> Subject:
+    """Sample ``patient`` on a scanner grid of ``in_plane`` pixels per side; add noise.
+
+    ``scan`` numbers the patient's scans (0 the baseline, k the k-th follow-up of
+    ``followups``); each gets its own noise."""
+    rng = np.random.default_rng([seed, index, in_plane] + ([FOLLOWUP_STREAM, scan] if scan else []))
     prof = SITES[patient.site]
     c = patient.clinical
     pixel = patient.fov / in_plane

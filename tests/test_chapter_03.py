@@ -1,0 +1,62 @@
+"""Chapter 03 (CTNet) on a folder in CQ500's real layout, with its proxy label (any
+intracranial haemorrhage), reached by one parameter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from stroke_lib.book import execute_chapter
+from stroke_lib.paths import data_dir
+
+pytestmark = pytest.mark.notebook
+
+READS = ("ICH", "SDH", "Fracture")
+
+
+def write_cq500_fixture(source: Path, dest: Path, copies: int = 2) -> list[int]:
+    """Each baseline CT series of an embedded cohort, ``copies`` times, in CQ500's layout
+    (``CQ500CT<N> CQ500CT<N>/Unknown Study/CT 5mm/``) with a ``reads.csv`` of three readers
+    (ICH on every other scan, one reader disagreeing on some); returns the majority ICH."""
+    series = sorted((source / "sourcedata" / "ct").glob("*/NCCT_HEAD"))
+    lines = [",".join(["name", "Category"] + [f"{r}:{f}" for r in ("R1", "R2", "R3") for f in READS])]
+    majority = []
+    for n in range(1, copies * len(series) + 1):
+        shutil.copytree(series[(n - 1) % len(series)], dest / f"CQ500CT{n} CQ500CT{n}" / "Unknown Study" / "CT 5mm")
+        ich = n % 2
+        votes = [ich, ich, 1 - ich if n % 3 == 0 else ich]
+        lines.append(",".join([f"CQ500-CT-{n}", "B1"] + [str(v) for r in votes for v in (r, 0, 0)]))
+        majority.append(ich)
+    (dest / "reads.csv").write_text("\n".join(lines) + "\n")
+    return majority
+
+
+def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path):
+    root = tmp_path / "cq500"
+    majority = write_cq500_fixture(small_cohort, root)
+    params = {"profile": "smoke", "dataset": "cq500", "data_root": str(root), "epochs": 1, "folds": 2,
+              "leak_seeds": 1, "n_bootstrap": 30, "ct_in_plane": 32}
+    nb = nbformat.read(execute_chapter("03_ctnet_ht", params, output=tmp_path / "03.ipynb"), as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue") if errors else ""
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
+    assert "**Proxy task**" in text and "any intracranial haemorrhage" in text
+    assert "every patient of cq500 has one scan" in text and "no reader's record" in text
+    record = json.loads((data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "results.json").read_text())
+    cv = record["metrics"]["CTNet, 2-fold CV"]
+    assert 0 <= cv["auc"]["estimate"] <= 1
+    assert set(record["paired_delong_vs_ctnet"]) == {"correlation learning CNN", "plain 2D CNN (approximation)",
+                                                      "CT measurements (logistic regression)"}
+    assert record["ceiling"]["2-fold CV"]["oracle ceiling"] == "unknown on real data"
+    assert record["leak"] == [] and "one scan" in record["leak_summary"]
+    inputs = {(r["input"], r["network"]) for r in record["tissue_shares"]}
+    assert inputs == {(v, n) for v in ("CTNet", "CTNet skull-stripped") for n in ("trained", "random weights")}
+    pred = (data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "predictions.csv").read_text()
+    assert "CQ500" not in pred  # pseudonyms only
+    assert sum(majority) == len(majority) // 2
