@@ -2,9 +2,11 @@
 
     python benchmarks/models_speed.py [--batch 8] [--repeats 3] [--models NAME ...]
 
-On CPU, every network at the smoke input (2 channels, 48^3): TRACT-NET slim and full, and
-the chapter-01 baselines slim and full. On CUDA (when present) also the full networks at
-the full input (2 x 128 x 128 x 64). Each network runs in a fresh process so that the peak
+On CPU, every network at its smoke input: TRACT-NET slim and full and the chapter-01
+baselines slim and full at 2 channels x 48^3; CTNet (2D, the 28 slices of two windows as
+56 channels, 40 x 40), its 3D ablation (2 x 40 x 40 x 28) and the correlation-learning CNN
+(chapter 03). On CUDA (when present) also the full networks at their full input (2 x 128 x
+128 x 64; CTNet 56 x 128 x 128, 3D 2 x 128 x 128 x 28). Each network runs in a fresh process so that the peak
 memory is its own: on CPU the rise of the process's peak resident memory (ru_maxrss) over
 its level before the first forward, on CUDA ``torch.cuda.max_memory_allocated``. Time is
 the median and the minimum of ``--repeats`` forward+backward passes after one warm-up
@@ -24,25 +26,31 @@ import time
 
 import torch
 
-from stroke_lib.models import baseline, mamba_backends, tractnet
+from stroke_lib.models import baseline, correlation_cnn, ctnet, mamba_backends, tractnet
 
+VOLUME = (2, (48, 48, 48), (128, 128, 64))  # channels, smoke input, full input
+#: name -> (factory, (channels, smoke input, full input)).
 NETWORKS = {
-    "tractnet-slim": lambda: tractnet(2, slim=True),
-    "tractnet-full": lambda: tractnet(2),
-    "densenet-slim": lambda: baseline("densenet", 2, slim=True),
-    "resnet10-slim": lambda: baseline("resnet10", 2, slim=True),
-    "densenet121": lambda: baseline("densenet", 2),
-    "resnet10": lambda: baseline("resnet10", 2),
+    "tractnet-slim": (lambda: tractnet(2, slim=True), VOLUME),
+    "tractnet-full": (lambda: tractnet(2), VOLUME),
+    "densenet-slim": (lambda: baseline("densenet", 2, slim=True), VOLUME),
+    "resnet10-slim": (lambda: baseline("resnet10", 2, slim=True), VOLUME),
+    "densenet121": (lambda: baseline("densenet", 2), VOLUME),
+    "resnet10": (lambda: baseline("resnet10", 2), VOLUME),
+    "ctnet-slim": (lambda: ctnet(56, slim=True), (56, (40, 40), (128, 128))),
+    "ctnet-full": (lambda: ctnet(56), (56, (40, 40), (128, 128))),
+    "ctnet3d-slim": (lambda: ctnet(2, slim=True, spatial_dims=3), (2, (40, 40, 28), (128, 128, 28))),
+    "correlation-cnn-slim": (lambda: correlation_cnn(56, slim=True), (56, (40, 40), (128, 128))),
 }
-SMOKE_INPUT, FULL_INPUT = (48, 48, 48), (128, 128, 64)
 
 
 def measure(name: str, device: str, size: tuple[int, ...], batch: int, repeats: int) -> dict:
     """One network's parameters, median and minimum forward+backward seconds per batch and peak
     memory (MiB)."""
     torch.manual_seed(0)
-    model = NETWORKS[name]().to(device).train()
-    x = torch.randn(batch, 2, *size, device=device)
+    factory, (channels, _, _) = NETWORKS[name]
+    model = factory().to(device).train()
+    x = torch.randn(batch, channels, *size, device=device)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -75,18 +83,18 @@ def main() -> None:
         name, device, size = args.one
         print(json.dumps(measure(name, device, tuple(map(int, size.split("x"))), args.batch, args.repeats)))
         return
-    runs = [(name, "cpu", SMOKE_INPUT) for name in args.models]
+    runs = [(name, "cpu", NETWORKS[name][1][1]) for name in args.models]
     if torch.cuda.is_available():
-        runs += [(name, "cuda", SMOKE_INPUT) for name in args.models]
-        runs += [(name, "cuda", FULL_INPUT) for name in args.models if "slim" not in name]
-    print(f"{'network':15} {'device':6} {'input':>10} {'batch':>5} {'parameters':>11} "
+        runs += [(name, "cuda", NETWORKS[name][1][1]) for name in args.models]
+        runs += [(name, "cuda", NETWORKS[name][1][2]) for name in args.models if "slim" not in name]
+    print(f"{'network':20} {'device':6} {'input':>10} {'batch':>5} {'parameters':>11} "
           f"{'s/batch':>8} {'min s':>7} {'peak MiB':>9} {'threads':>7}  mamba")
     for name, device, size in runs:
         out = subprocess.run([sys.executable, __file__, "--batch", str(args.batch), "--repeats",
                               str(args.repeats), "--one", name, device, "x".join(map(str, size))],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['network']:15} {r['device']:6} {r['input']:>10} {r['batch']:>5} {r['parameters']:>11,} "
+        print(f"{r['network']:20} {r['device']:6} {r['input']:>10} {r['batch']:>5} {r['parameters']:>11,} "
               f"{r['seconds_per_batch']:>8.3f} {r['min_seconds']:>7.3f} {r['peak_mib']:>9.0f} {r['threads']:>7}  {r['mamba']}")
 
 

@@ -199,7 +199,7 @@ def test_midline_shift_grows_with_haematoma_volume(tmp_path):
     assert len(deep) >= 6
     rows = []
     for i, site in deep[:7]:
-        rec = _write_subject((i, site, spec, tmp_path))
+        rec, _ = _write_subject((i, site, spec, tmp_path))
         s = read_subject(tmp_path, rec["participant_id"])
         voxel_ml = abs(np.linalg.det(s.affine[:3, :3])) / 1000
         rows.append(((s.lesion == 3).sum() * voxel_ml, ventricle_shift_mm(s, rec["territory"][-1])))

@@ -706,21 +706,3 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int,
         record=dict(patient.record),
         geometry={"subject_from_template": patient.pose.tolist()},
     )
-
-
-def generate_subject(
-    index: int, seed: int, site: str, in_plane: int, atlas: Atlas,
-    ht_base_rate: float = HT_BASE_RATE,
-) -> Subject:
-    """Draw subject ``index`` of the cohort with ``seed`` at ``site`` and render it.
-
-    Args:
-        index: subject number (0-based); with ``seed`` it fixes every random draw.
-        seed: cohort seed.
-        site: key of ``SITES``.
-        in_plane: pixels per side of each axial slice (sampling only, not the patient).
-        atlas: ``load_atlas()``.
-        ht_base_rate: expected HT share of ischaemic subjects.
-    """
-    patient = draw_patient(index, seed, site, atlas, ht_base_rate)
-    return render(patient, in_plane, atlas, seed, index)
