@@ -193,6 +193,15 @@ display(Markdown(
     "more than one." + ("" if not task.proxy else f" **Proxy task**: {dataset} has no HT label; the positive "
                         f"class here is {task.label}, scan by scan. The chapter runs its pipeline on it to show "
                         "that it reads real CT; nothing on this page is an HT result.")))
+skipped = ([] if synthetic else [f"**Reader's record and ceilings skipped**: the true signs and risk of {dataset}'s "
+                                 "patients are unknown (the embedded cohort alone knows them)."])
+skipped += ([] if task.has_masks else [f"**Localisation skipped**: {dataset} has no infarct masks, so the maps are "
+                                       "not scored against lesions; the tissue shares and the randomisation check "
+                                       "need none and are kept."])
+skipped += ([] if (scans_per_patient > 1).any() else [f"**Leak experiment skipped**: every patient of {dataset} has "
+                                                       "one scan, so a scan-level split cannot leak."])
+if skipped:
+    display(Markdown("\n\n".join(skipped)))
 
 # %%
 if synthetic and (scans_per_patient > 1).any():

@@ -47,10 +47,12 @@ def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path)
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
     assert "**Proxy task**" in text and "any intracranial haemorrhage" in text
-    assert "every patient of cq500 has one scan" in text and "no reader's record" in text
+    assert "every patient of cq500 has one scan" in text and "Leak experiment skipped" in text
+    assert "Reader's record and ceilings skipped" in text and "Localisation skipped" in text
     record = json.loads((data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "results.json").read_text())
     cv = record["metrics"]["CTNet, 2-fold CV"]
     assert 0 <= cv["auc"]["estimate"] <= 1
+    assert "reader's record (logistic regression), 2-fold CV" not in record["metrics"]
     assert set(record["paired_delong_vs_ctnet"]) == {"correlation learning CNN", "plain 2D CNN (approximation)",
                                                       "CT measurements (logistic regression)"}
     assert record["ceiling"]["2-fold CV"]["oracle ceiling"] == "unknown on real data"
