@@ -96,7 +96,11 @@ chapter_opening(
 # bright on DWI and dark on ADC; an old infarct is CSF-like; a haemorrhage is 55-85 HU with
 # perihaematomal oedema. The CT is written as a real DICOM series (5 mm slices, int16 with
 # RescaleSlope/RescaleIntercept); DWI and ADC as BIDS NIfTI in SOOP's layout. Site B
-# differs from site A in noise, contrast, slice count, field of view and case mix.
+# differs from site A in noise, contrast, slice count, field of view and case mix. Some
+# ischaemic patients also have follow-up NCCT scans taken before any haemorrhagic
+# transformation, with a new head position and a more hypodense infarct
+# (`CohortSpec.followup_rate`; chapter 03 uses them); the sections below show each
+# patient's baseline scan.
 
 # %%
 cohort = load_dataset(dataset, data_root or None, spec)
@@ -189,7 +193,7 @@ glue_figure("fig_labels", label_distributions(one_row_each, f"Labels per site ({
 # that {cite:t}`jung` propose (width 30 and 20 around 40 HU) stretch it.
 
 # %%
-ct = table[table.modality == "CT"]
+ct = table[(table.modality == "CT") & (table.followup == 0)] if "followup" in table else table[table.modality == "CT"]
 if ct.empty:
     picks = ct
     display(Markdown(f"{dataset} has no CT: the CT sections of this chapter are skipped."))
