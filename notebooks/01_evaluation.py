@@ -96,7 +96,7 @@ chapter_opening(
 # well from it without looking at the lesion. The median and IQR barely move.
 
 # %%
-cohort = load_dataset(dataset, data_root or None, spec)
+cohort = load_dataset(dataset, data_root or None, spec, modalities=("DWI",))  # the chapter reads DWI only
 task = severity_task(cohort.table, NIHSS_MINOR_CUTOFF, s["input_shape"])
 data, internal, external, internal_site = task.data, task.internal, task.external, task.internal_site
 has_external, has_masks, ev_int, ev_ext = task.has_external, task.has_masks, task.ev_int, task.ev_ext
@@ -124,7 +124,7 @@ display(Markdown(task.availability(
 # %%
 config = TrainConfig(epochs=epochs, patience=max(3, epochs // 3), lr=float(s["lr"]),
                      batch_size=int(s["batch_size"]), device=run.device, seed=seed, progress=False,
-                     augment=augmentation(), cosine=True)
+                     augment=augmentation(spatial_size=s["input_shape"]), cosine=True)
 x_int, y_int = data.x[internal], data.y[internal]
 g_int = data.rows.patient_id.to_numpy()[internal]
 models = {"DenseNet": "densenet", "ResNet10": "resnet10"}

@@ -83,7 +83,7 @@ def dwi_dataset(rows: pd.DataFrame, label: Sequence[int], shape: Sequence[int],
 
 
 def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: float = 0.1,
-                 spatial_dims: int = 3) -> Compose:
+                 spatial_dims: int = 3, spatial_size: Sequence[int] | None = None) -> Compose:
     """Training augmentation of inputs (C, X, Y, Z), or (C, X, Y) with ``spatial_dims=2``,
     standardised or windowed, as MONAI random transforms.
 
@@ -92,13 +92,15 @@ def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: fl
     ``translate_vox`` voxels, zoom within 1 +- ``scale``), a random intensity scale of
     +-10 % and Gaussian noise (sd 0.05). No left-right flip: it would move a lesion to
     the other hemisphere, and the deficit of a left perisylvian lesion (language) differs
-    from that of its mirror image.
+    from that of its mirror image. With ``spatial_size`` (the inputs' size) the affine
+    reuses one sampling grid (MONAI's ``cache_grid``), about three times faster per sample.
     """
     rad = float(np.deg2rad(rotate_deg))
     d = spatial_dims
+    cached = {} if spatial_size is None else {"cache_grid": True, "spatial_size": tuple(spatial_size)}
     return Compose([
         RandAffine(prob=0.8, rotate_range=(rad,) * (3 if d == 3 else 1), translate_range=(translate_vox,) * d,
-                   scale_range=(scale,) * d, padding_mode="zeros", mode="bilinear"),
+                   scale_range=(scale,) * d, padding_mode="zeros", mode="bilinear", **cached),
         RandScaleIntensity(factors=0.1, prob=0.5),
         RandGaussianNoise(prob=0.3, std=0.05),
     ])

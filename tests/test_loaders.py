@@ -329,3 +329,15 @@ def test_soop_participants_with_bom_spaces_and_a_row_without_id(tmp_path, small_
     cohort = load_soop(root)
     assert cohort.table.patient_id.tolist() == ["sub-2"] and cohort.table.nihss.tolist() == [17.0]
     assert cohort.rejects.problem.tolist() == ["line 3 has no participant_id"]
+
+
+def test_embedded_cohort_reads_only_the_modalities_asked_for(small_cohort):
+    dwi = load_embedded(small_cohort, modalities=("DWI",)).table
+    ct = load_embedded(small_cohort, modalities=("CT",)).table
+    both = load_embedded(small_cohort).table
+    assert set(dwi.modality) == {"DWI"} and set(ct.modality) == {"CT"}
+    assert len(dwi) + len(ct) == len(both)
+    assert (ct.merge(both, on="scan_id", suffixes=("", "_both")).ht.fillna(-1)
+            == ct.merge(both, on="scan_id", suffixes=("", "_both")).ht_both.fillna(-1)).all()
+    with pytest.raises(ValueError, match="modalities"):
+        load_embedded(small_cohort, modalities=("PET",))

@@ -69,7 +69,8 @@ def dataset_root(name: str, data_root: str | Path | None = None) -> Path:
 
 
 def load_dataset(
-    name: str = "synthetic", data_root: str | Path | None = None, spec: CohortSpec | None = None
+    name: str = "synthetic", data_root: str | Path | None = None, spec: CohortSpec | None = None,
+    modalities: tuple[str, ...] = ("DWI", "CT"),
 ) -> Cohort:
     """Load a dataset as a ``Cohort``.
 
@@ -78,6 +79,8 @@ def load_dataset(
         data_root: the dataset folder (real datasets only); None or ``""`` reads the
             default location ``stroke_lib.paths.data_dir() / name``.
         spec: embedded cohort parameters (``"synthetic"`` only).
+        modalities: the embedded cohort's modalities to read (``load_embedded``); a real
+            dataset has the modalities its loader reads.
 
     Raises:
         ValueError: no loader for ``name``. DataError: the dataset folder is missing (named,
@@ -85,7 +88,7 @@ def load_dataset(
         table) is unusable.
     """
     if name == "synthetic":
-        return load_embedded(generate_cohort(spec or CohortSpec()))
+        return load_embedded(generate_cohort(spec or CohortSpec()), modalities=modalities)
     available = loaders()
     if name not in available:
         raise ValueError(f"no loader for dataset {name!r}; loaders exist for "

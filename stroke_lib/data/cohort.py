@@ -237,7 +237,7 @@ def load_ct_series_folders(
                   col.frame(), name, root)
 
 
-def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
+def load_embedded(root: str | Path, validate: bool = True, modalities: tuple[str, ...] = ("DWI", "CT")) -> Cohort:
     """Load the embedded cohort: DWI/ADC through ``load_soop``, CT through
     ``load_ct_series_folders``, masks, scan times and every label from ``derivatives/``.
 
@@ -246,12 +246,17 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     own); ``mask`` (lesion labels) and ``regions`` (ASPECTS-like regions) name the masks
     on each row's grid. ``followup`` is 0 for the baseline scans and k for the k-th
     follow-up; ``hours_from_onset`` is the time of the scan (the DWI's is the baseline
-    CT's).
+    CT's). ``modalities`` limits what is read (and validated) to ``"DWI"`` or ``"CT"``.
     """
     root = Path(root)
-    dwi = load_soop(root, validate=validate)
-    ct = load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD*", validate=validate,
-                                pseudonymize=False)
+    unknown = set(modalities) - {"DWI", "CT"}
+    if unknown or not modalities:
+        raise ValueError(f"modalities must be drawn from DWI and CT, got {list(modalities)}")
+    dwi = load_soop(root, validate=validate and "DWI" in modalities)
+    ct = (load_ct_series_folders(root / "sourcedata" / "ct", "*/NCCT_HEAD*", validate=validate,
+                                 pseudonymize=False) if "CT" in modalities else
+          Cohort(pd.DataFrame(columns=["patient_id", "scan_id", "site", "modality", "image"]),
+                 pd.DataFrame(columns=REJECT_COLUMNS), "ct", root))
     labels = pd.read_csv(root / "derivatives" / "labels.tsv", sep="\t", dtype={"participant_id": str})
     labels = labels.rename(columns={"participant_id": "patient_id"})
     labels["territory"] = labels["territory"].fillna("")
@@ -262,7 +267,8 @@ def load_embedded(root: str | Path, validate: bool = True) -> Cohort:
     ct_rows = ct_rows.merge(scans, on=["patient_id", "series"], how="left")
     dwi_rows = dwi.table[["patient_id", "scan_id", "modality", "image", "adc"]].merge(
         scans[scans.followup == 0].drop(columns="series"), on="patient_id", how="left")
-    table = pd.concat([dwi_rows, ct_rows.drop(columns="series")]).merge(labels, on="patient_id", how="left")
+    parts = ([dwi_rows] if "DWI" in modalities else []) + ([ct_rows.drop(columns="series")] if "CT" in modalities else [])
+    table = pd.concat(parts).merge(labels, on="patient_id", how="left")
     table["followup"] = table["followup"].fillna(0).astype(int)
     masks = root / "derivatives" / "masks"
     ses = ["" if k == 0 else f"_ses-fu{k}" for k in table.followup]
