@@ -2,6 +2,7 @@
 
 MRI: ``dwi_dataset`` and the severity task of chapters 01-02. CT: ``ct_dataset`` (CTNet's
 28-slice input) and the haemorrhagic-transformation task of chapter 03 (``ht_task``).
+Both: the stroke-type task of chapter 04 (``stroke_type_task``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from monai.transforms import Compose, RandAffine, RandGaussianNoise, RandScaleIntensity, Resize
+from monai.transforms import Compose, RandAffine, RandFlip, RandGaussianNoise, RandScaleIntensity, Resize
 from tqdm import tqdm
 
 from stroke_lib.data import read_ct_series, read_nifti
@@ -83,7 +84,7 @@ def dwi_dataset(rows: pd.DataFrame, label: Sequence[int], shape: Sequence[int],
 
 
 def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: float = 0.1,
-                 spatial_dims: int = 3, spatial_size: Sequence[int] | None = None) -> Compose:
+                 spatial_dims: int = 3, spatial_size: Sequence[int] | None = None, flip: bool = False) -> Compose:
     """Training augmentation of inputs (C, X, Y, Z), or (C, X, Y) with ``spatial_dims=2``,
     standardised or windowed, as MONAI random transforms.
 
@@ -92,8 +93,10 @@ def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: fl
     ``translate_vox`` voxels, zoom within 1 +- ``scale``), a random intensity scale of
     +-10 % and Gaussian noise (sd 0.05). No left-right flip: it would move a lesion to
     the other hemisphere, and the deficit of a left perisylvian lesion (language) differs
-    from that of its mirror image. With ``spatial_size`` (the inputs' size) the affine
-    reuses one sampling grid (MONAI's ``cache_grid``), about three times faster per sample.
+    from that of its mirror image; ``flip`` adds one (probability one half) for a label
+    that a mirror image keeps, such as stroke type. With ``spatial_size`` (the inputs'
+    size) the affine reuses one sampling grid (MONAI's ``cache_grid``), about three times
+    faster per sample.
     """
     rad = float(np.deg2rad(rotate_deg))
     d = spatial_dims
@@ -103,6 +106,7 @@ def augmentation(rotate_deg: float = 10.0, translate_vox: float = 2.0, scale: fl
                    scale_range=(scale,) * d, padding_mode="zeros", mode="bilinear", **cached),
         RandScaleIntensity(factors=0.1, prob=0.5),
         RandGaussianNoise(prob=0.3, std=0.05),
+        *([RandFlip(prob=0.5, spatial_axis=0)] if flip else []),
     ])
 
 
@@ -200,9 +204,11 @@ BONE_MIN_HU = 300.0
 
 
 def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices: int = CTNET_SLICES,
-               windows: Sequence[str] = CTNET_WINDOWS) -> ArrayDataset:
+               windows: Sequence[str] = CTNET_WINDOWS, out_slices: int | None = None) -> ArrayDataset:
     """NCCT as CTNet reads it: HU -> window(s) -> ``n_slices`` axial slices around the brain
-    (cropped or padded with air) -> in-plane resize to ``in_plane`` pixels.
+    (cropped or padded with air) -> resize to ``in_plane`` pixels in-plane and to
+    ``out_slices`` slices (default ``n_slices``: no resampling across slices; fewer make
+    thicker slices of the same extent).
 
     The brain is ``preprocess.ct_brain_mask`` (soft tissue inside the skull), kept as
     ``brains`` (``strip_skull`` uses it). Slices are the series' own (5 mm in the embedded cohort and in CTNet's data; a real series of other
@@ -216,8 +222,9 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
         ``ArrayDataset`` with x (N, len(windows), in_plane, in_plane, n_slices), lesion
         masks and brain masks on the same grid, and ``skull`` (N, X, Y, Z) bone masks.
     """
-    resize = Resize(spatial_size=(in_plane, in_plane, n_slices), mode="trilinear")
-    resize_nn = Resize(spatial_size=(in_plane, in_plane, n_slices), mode="nearest")
+    size = (in_plane, in_plane, out_slices or n_slices)
+    resize = Resize(spatial_size=size, mode="trilinear")
+    resize_nn = Resize(spatial_size=size, mode="nearest")
     xs, masks, brains, skulls = [], [], [], []
     for _, r in tqdm(rows.iterrows(), total=len(rows), desc="preparing CT inputs", leave=False):
         hu = read_ct_series(r.image).data
@@ -311,3 +318,110 @@ def ht_task(table: pd.DataFrame, dataset: str, in_plane: int, skull_strip: bool 
                          f"cohort or, with a proxy label, on {sorted(HT_PROXY_LABELS)}")
     data = ct_dataset(rows, rows[column].astype(int).to_numpy(), in_plane)
     return HTTask(strip_skull(data) if skull_strip else data, label, proxy)
+
+
+#: Stroke types of chapter 04, in class-index order.
+STROKE_TYPES = ("none", "ischaemic", "haemorrhagic")
+#: The CT inputs chapter 04 compares: one brain window, or the three-window stack of the
+#: RSNA 2019 solutions (``preprocess.WINDOWS`` names; the first is the brain window).
+CT_WINDOW_SETS = {"brain window": ("brain",), "brain, subdural and bone windows": ("brain", "subdural", "bone")}
+#: Slices per scan in chapter 04: the 28 slices of 5 mm around the brain resampled to 14 of 10 mm.
+STROKE_TYPE_SLICES = 14
+
+
+@dataclass
+class StrokeTypeTask:
+    """Stroke type (none / ischaemic / haemorrhagic) on CT and MRI (chapter 04), one row per patient.
+
+    Attributes:
+        ct: CT inputs (N, 3, X, Y, S): the brain, subdural and bone windows
+            (``CT_WINDOW_SETS``; the brain window alone is channel 0), labels the class
+            index in ``classes``.
+        mri: DWI and ADC (N, 2, X, Y, S) of the same patients in the same order, robustly
+            standardised (``dwi_dataset``); None where the data has no MRI.
+        slice_haemorrhage: (N, S) 1 where a slice of the CT shows haemorrhage (the
+            source task of transfer learning): a haematoma voxel on the slice (embedded
+            cohort), or the slice's own class (a 2D slice dataset).
+        classes: the class names, in index order.
+        slices_are_scans: True for a 2D slice dataset (one slice per row, S = 1).
+    """
+
+    ct: ArrayDataset
+    mri: ArrayDataset | None
+    slice_haemorrhage: np.ndarray
+    classes: tuple[str, ...]
+    slices_are_scans: bool = False
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.ct.y
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.ct.rows.patient_id.to_numpy()
+
+    def windows(self, name: str) -> torch.Tensor:
+        """The CT inputs with the channels of the window set ``name`` (``CT_WINDOW_SETS``)."""
+        chosen = CT_WINDOW_SETS[name]
+        return self.ct.x[:, [CT_WINDOW_SETS["brain, subdural and bone windows"].index(w) for w in chosen]]
+
+    def counts(self, tag: str) -> pd.DataFrame:
+        """Patients per class, the column title naming the data (``tag``)."""
+        counts = pd.Series(self.y).map(dict(enumerate(self.classes))).value_counts()
+        table = counts.reindex(list(self.classes)).fillna(0).astype(int).to_frame("patients").T
+        table.columns.name = tag
+        return table
+
+
+def _slice_inputs(rows: pd.DataFrame, label: np.ndarray, in_plane: int) -> ArrayDataset:
+    """2D slices (TEKNOFEST) as scans of one slice: DICOM in HU through the three windows;
+    a PNG (display grey levels, not HU) scaled to [0, 1] in every channel."""
+    from stroke_lib.data.slices import read_slice
+
+    windows = [WINDOWS[w] for w in CT_WINDOW_SETS["brain, subdural and bone windows"]]
+    resize = Resize(spatial_size=(in_plane, in_plane, 1), mode="trilinear")
+    xs = []
+    for r in tqdm(rows.itertuples(), total=len(rows), desc="preparing slices", leave=False):
+        plane = read_slice(r.image).data.astype(np.float32)
+        if str(r.image).lower().endswith(".png"):
+            vol = np.repeat((plane / 255.0)[None], len(windows), axis=0)
+        else:
+            vol = window_stack(plane, windows)
+        xs.append(np.asarray(resize(vol), np.float32))
+    n = len(rows)
+    empty = np.zeros((n, in_plane, in_plane, 1))
+    return ArrayDataset(torch.from_numpy(np.stack(xs)), label, rows.reset_index(drop=True),
+                        empty.astype(np.float32), np.ones(empty.shape, bool))
+
+
+def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
+                     n_slices: int = STROKE_TYPE_SLICES) -> StrokeTypeTask:
+    """The stroke-type task of a cohort table, one row per patient.
+
+    Embedded cohort: each patient's baseline CT (28 slices of 5 mm around the brain
+    resampled to ``n_slices``, ``ct_dataset``) and the DWI and ADC of the same visit
+    resized to the same grid. TEKNOFEST 2021 (``dataset="teknofest_2021"``): every slice a
+    scan of its own (``slices_are_scans``), no MRI.
+
+    Raises:
+        ValueError: a dataset without stroke-type labels.
+    """
+    if "stroke_type" not in table:
+        raise ValueError(f"chapter 04 needs stroke-type labels (none / ischaemic / haemorrhagic); {dataset!r} "
+                         "has none")
+    index = {c: k for k, c in enumerate(STROKE_TYPES)}
+    if dataset == "teknofest_2021":
+        rows = table.sort_values("patient_id", ignore_index=True)
+        y = rows.stroke_type.map(index).to_numpy(int)
+        ct = _slice_inputs(rows, y, in_plane)
+        return StrokeTypeTask(ct, None, (y == index["haemorrhagic"]).astype(int)[:, None], STROKE_TYPES, True)
+    ct_rows = table[(table.modality == "CT") & (table.followup == 0)].sort_values("patient_id", ignore_index=True)
+    y = ct_rows.stroke_type.map(index).to_numpy(int)
+    ct = ct_dataset(ct_rows, y, in_plane, windows=CT_WINDOW_SETS["brain, subdural and bone windows"],
+                    out_slices=n_slices)
+    mri = None
+    if (table.modality == "DWI").any():
+        dwi_rows = table[table.modality == "DWI"].set_index("patient_id").loc[ct_rows.patient_id].reset_index()
+        mri = dwi_dataset(dwi_rows, y, (in_plane, in_plane, n_slices))
+    bleed = ct.masks.any(axis=(1, 2)) & (y == index["haemorrhagic"])[:, None]
+    return StrokeTypeTask(ct, mri, bleed.astype(int), STROKE_TYPES)

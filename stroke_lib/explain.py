@@ -52,12 +52,14 @@ CAM_METHODS = {"Grad-CAM": GradCAM, "LayerCAM": LayerCAM}
 
 
 def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: int = 8,
-            method: str = "Grad-CAM") -> np.ndarray:
-    """Class activation maps of the positive logit: inputs (N, C, *spatial) -> maps (N, *spatial).
+            method: str = "Grad-CAM", class_idx: int | None = 0) -> np.ndarray:
+    """Class activation maps of one logit: inputs (N, C, *spatial) -> maps (N, *spatial).
 
     Args:
         target_layer: name of the module whose output is explained.
         method: a key of ``CAM_METHODS`` ("Grad-CAM" or "LayerCAM").
+        class_idx: the logit explained: 0, the positive logit of a binary model; a class
+            index of a K-class model; None, each sample's most probable class.
     """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(CAM_METHODS)}")
@@ -66,7 +68,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: in
     maps = []
     for i in range(0, len(x), batch_size):
         with torch.enable_grad():
-            m = cam(x=x[i : i + batch_size].cpu(), class_idx=0)
+            m = cam(x=x[i : i + batch_size].cpu(), class_idx=class_idx)
         maps.append(m.detach()[:, 0].numpy())
     return np.concatenate(maps).astype(np.float32)
 

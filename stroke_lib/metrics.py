@@ -21,7 +21,7 @@ at 0 or 1, or with fewer than ten patients in its denominator, gets a Wilson int
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,6 +184,24 @@ def youden_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
     return float(min(thr[best], 1.0))
 
 
+def patient_bootstrap(y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int = 0):
+    """Row indices of ``n_boot`` stratified patient-bootstrap replicates, one array each.
+
+    Patients are drawn with replacement within strata of their label (a patient's label
+    is the largest of its rows' integer labels, any number of classes), every row of a
+    drawn patient kept, so a replicate has the class mix of the data in patients.
+    """
+    patients, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    patient_label = np.zeros(len(patients), int)
+    np.maximum.at(patient_label, inverse, np.asarray(y, int))
+    rows_of = [np.flatnonzero(inverse == i) for i in range(len(patients))]
+    rng = np.random.default_rng(seed)
+    strata = [np.flatnonzero(patient_label == c) for c in np.unique(patient_label)]
+    for _ in range(n_boot):
+        drawn = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+        yield np.concatenate([rows_of[p] for p in drawn])
+
+
 def bootstrap_ci(
     y: np.ndarray,
     score: np.ndarray,
@@ -205,16 +223,8 @@ def bootstrap_ci(
         (estimate, lower, upper).
     """
     y, score = _check(y, score)
-    patients, inverse = np.unique(_groups(groups, len(y)), return_inverse=True)
-    patient_label = np.zeros(len(patients), int)
-    np.maximum.at(patient_label, inverse, y)
-    rows_of = [np.flatnonzero(inverse == i) for i in range(len(patients))]
-    rng = np.random.default_rng(seed)
-    strata = [np.flatnonzero(patient_label == c) for c in (0, 1)]
     values = []
-    for _ in range(n_boot):
-        drawn = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata if len(s)])
-        idx = np.concatenate([rows_of[p] for p in drawn])
+    for idx in patient_bootstrap(y, _groups(groups, len(y)), n_boot, seed):
         try:
             v = statistic(y[idx], score[idx])
         except UndefinedMetricError:
@@ -478,4 +488,120 @@ def metrics_table(
     except UndefinedMetricError as err:
         a, lo, hi, method = point["auc"], np.nan, np.nan, f"undefined: {err}"
     rows.append({"metric": "auc_delong", "estimate": a, "lower": lo, "upper": hi, "method": method})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def as_class_labels(y: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
+    """Labels (N,) as integers in 0 .. ``n_classes`` - 1; anything else (2.5, NaN, -1, "1",
+    or ``n_classes`` itself) raises ``ValueError`` naming the rows."""
+    arr = np.asarray(y).ravel()
+    if arr.dtype.kind not in "iuf" and arr.dtype != bool:
+        raise ValueError(f"{name} must hold class indices 0..{n_classes - 1}; it holds {arr.dtype} values "
+                         f"such as {arr[:3].tolist()}")
+    bad = ~np.isin(arr, np.arange(n_classes))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(f"{name} must hold class indices 0..{n_classes - 1}; {rows.size} row(s) hold other "
+                         f"values, e.g. {arr[rows[:5]].tolist()} at rows {rows[:5].tolist()}")
+    return arr.astype(int)
+
+
+def _check_multiclass(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    proba = np.asarray(proba, float)
+    if proba.ndim != 2 or proba.shape[1] < 2:
+        raise ValueError(f"proba must be (N, K) with K >= 2 classes, got shape {proba.shape}")
+    _finite_scores(proba.ravel(), "proba")
+    y = as_class_labels(y, proba.shape[1])
+    if len(y) != len(proba):
+        raise ValueError(f"y has {len(y)} rows, proba has {len(proba)}")
+    return y, proba
+
+
+#: What each key of ``multiclass_metrics`` is (``<class>`` stands for each class's name).
+MULTICLASS_DEFINITIONS: dict[str, str] = {
+    "accuracy": "share of patients whose most probable class is their class",
+    "macro_auc": "unweighted mean over classes of the one-vs-rest AUC of that class's probability",
+    "weighted_auc": "mean of the one-vs-rest AUCs weighted by each class's share of the rows",
+    "macro_precision": "unweighted mean of the classes' precisions", "macro_recall": "unweighted mean of the "
+    "classes' recalls (balanced accuracy)", "macro_f1": "unweighted mean of the classes' F1",
+    "weighted_precision": "mean of the classes' precisions weighted by their shares",
+    "weighted_recall": "mean of the classes' recalls weighted by their shares (equals accuracy)",
+    "weighted_f1": "mean of the classes' F1 weighted by their shares",
+    "auc <class>": "one-vs-rest AUC of the class's probability", "precision <class>": "TP / (TP + FP) of the "
+    "class, predicting the most probable class", "recall <class>": "TP / (TP + FN) of the class (its "
+    "sensitivity)", "f1 <class>": "F1 of the class",
+}
+
+
+def multiclass_metrics(y: np.ndarray, proba: np.ndarray, class_names: Sequence[str] | None = None) -> dict[str, float]:
+    """K-class metrics of class probabilities ``proba`` (N, K) against labels ``y`` (N,) in 0..K-1.
+
+    The predicted class is the most probable one. Per class (one-vs-rest): ``auc``,
+    ``precision``, ``recall``, ``f1`` (keys ``"<metric> <class name>"``); then accuracy and
+    the macro (unweighted) and weighted (by each class's share of the rows) means of
+    precision, recall, F1 and the one-vs-rest AUC, as scikit-learn's ``average="macro"``
+    and ``"weighted"`` define them. A per-class value whose denominator is 0, or the AUC of
+    a class absent from ``y``, is NaN and left out of the means (scikit-learn's
+    ``zero_division=np.nan``).
+    """
+    y, proba = _check_multiclass(y, proba)
+    k = proba.shape[1]
+    names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
+    pred = proba.argmax(1)
+    cm = np.zeros((k, k))
+    np.add.at(cm, (y, pred), 1)
+    tp, support, called = np.diag(cm), cm.sum(1), cm.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(called > 0, tp / called, np.nan)
+        recall = np.where(support > 0, tp / support, np.nan)
+        f1 = np.where(support + called > 0, 2 * tp / (support + called), np.nan)
+    aucs = np.array([float(_rank_auc((y == c).astype(int), proba[None, :, c])[0]) if 0 < support[c] < len(y)
+                     else np.nan for c in range(k)])
+    weights = support / len(y)
+
+    def weighted(v: np.ndarray) -> float:
+        ok = ~np.isnan(v)
+        return float((v[ok] * weights[ok]).sum() / weights[ok].sum()) if ok.any() else float("nan")
+
+    def mean(v: np.ndarray) -> float:
+        return float(np.nanmean(v)) if (~np.isnan(v)).any() else float("nan")
+
+    out = {"accuracy": float(tp.sum() / len(y)), "macro_auc": mean(aucs), "weighted_auc": weighted(aucs),
+           "macro_precision": mean(precision), "macro_recall": mean(recall), "macro_f1": mean(f1),
+           "weighted_precision": weighted(precision), "weighted_recall": weighted(recall),
+           "weighted_f1": weighted(f1)}
+    for c, name in enumerate(names):
+        out |= {f"auc {name}": float(aucs[c]), f"precision {name}": float(precision[c]),
+                f"recall {name}": float(recall[c]), f"f1 {name}": float(f1[c])}
+    return out
+
+
+def multiclass_table(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, class_names: Sequence[str],
+                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Every metric of ``multiclass_metrics`` with a 95% stratified patient-bootstrap interval.
+
+    Replicates resample patients within their class (``patient_bootstrap``); a metric
+    undefined in a replicate is left out of that metric's percentiles, and one with no
+    spread gets NaN bounds and says so in ``method``.
+
+    Returns:
+        DataFrame indexed by ``metric`` with columns estimate, lower, upper, method.
+    """
+    y, proba = _check_multiclass(y, proba)
+    groups = _groups(groups, len(y))
+    point = multiclass_metrics(y, proba, class_names)
+    draws = [multiclass_metrics(y[idx], proba[idx], class_names)
+             for idx in patient_bootstrap(y, groups, n_boot, seed)]
+    rows = []
+    for name, est in point.items():
+        values = np.array([d[name] for d in draws])
+        values = values[np.isfinite(values)]
+        if np.isnan(est) or values.size == 0:
+            lo, hi, method = np.nan, np.nan, "undefined: no row of the class, or no row called it"
+        else:
+            lo, hi = np.quantile(values, [0.025, 0.975])
+            method = "patient bootstrap" if hi > lo else "no interval: the bootstrap has no spread"
+            if hi == lo:
+                lo, hi = np.nan, np.nan
+        rows.append({"metric": name, "estimate": est, "lower": lo, "upper": hi, "method": method})
     return pd.DataFrame(rows).set_index("metric")

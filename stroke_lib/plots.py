@@ -243,12 +243,12 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], tit
 
 def confusion_matrices(items: dict[str, tuple[np.ndarray, np.ndarray]], labels: Sequence[str],
                        title: str) -> plt.Figure:
-    """Confusion matrices side by side: name -> (y, predicted class)."""
+    """Confusion matrices side by side: name -> (y, predicted class), classes 0..K-1 named by ``labels``."""
     from sklearn.metrics import confusion_matrix
 
     fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 3.2), squeeze=False)
     for ax, (name, (y, pred)) in zip(axes[0], items.items()):
-        cm = confusion_matrix(y, pred, labels=[0, 1])
+        cm = confusion_matrix(y, pred, labels=list(range(len(labels))))
         sns.heatmap(cm, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax,
                     xticklabels=labels, yticklabels=labels)
         ax.set(xlabel="predicted", ylabel="true", title=name)

@@ -1,7 +1,8 @@
 """The one training loop of the book, and patient-level cross-validation.
 
-``fit`` trains a binary classifier (one logit output) on an in-memory dataset and
-returns the model with the best validation loss, its history and a predictions table.
+``fit`` trains a binary classifier (one logit output, BCE) or, with ``TrainConfig.classes``
+K > 2, a K-class one (K logits, softmax cross-entropy) on an in-memory dataset, through the
+same loop, and returns the model with the best validation loss and its history.
 It checkpoints every epoch (model, optimiser, early-stopping state, the best weights so
 far and every random state) so a run killed after epoch k and started again with
 ``resume=True`` ends with the same weights as an uninterrupted run on CPU. Checkpoints
@@ -27,7 +28,7 @@ Under ``torchrun`` (a process group of more than one process, see
 its folds over the processes.
 
 Splits are by patient, and a split that cannot give every test fold, and every inner
-validation set, both classes raises ``SplitError`` naming the patients of each class per
+validation set, every class raises ``SplitError`` naming the patients of each class per
 fold: changing the number of folds changes the study, so it is left to the caller.
 """
 
@@ -55,7 +56,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from stroke_lib import distributed
-from stroke_lib.metrics import as_binary_labels, auc
+from stroke_lib.metrics import as_binary_labels, as_class_labels, auc, multiclass_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -89,44 +90,63 @@ def _split(labels: np.ndarray, groups: np.ndarray, n_splits: int,
     return folds
 
 
-def _patients_per_class(labels: np.ndarray, groups: np.ndarray) -> tuple[int, int]:
-    """(patients with a positive row, patients with a negative row)."""
+def _labels(y: np.ndarray, classes: int, name: str = "y") -> np.ndarray:
+    """Labels as 0/1 (``classes`` 2) or as class indices 0..K-1, checked."""
+    return as_binary_labels(y, name) if classes == 2 else as_class_labels(y, classes, name)
+
+
+def _patients_per_class(labels: np.ndarray, groups: np.ndarray, classes: int = 2) -> list[int]:
+    """Patients with a row of each class; for two classes (positive, negative)."""
     labels, groups = np.asarray(labels), np.asarray(groups)
-    return np.unique(groups[labels == 1]).size, np.unique(groups[labels == 0]).size
+    order = (1, 0) if classes == 2 else range(classes)
+    return [np.unique(groups[labels == c]).size for c in order]
+
+
+def _count_text(counts: list[int]) -> str:
+    return (f"{counts[0]} positive / {counts[1]} negative" if len(counts) == 2
+            else " / ".join(f"{n} of class {c}" for c, n in enumerate(counts)))
 
 
 def _fold_counts(labels: np.ndarray, groups: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
-                 test: str = "test") -> tuple[list[bool], str]:
-    """Per fold: whether both parts hold both classes, and a line of patient counts."""
+                 test: str = "test", classes: int = 2) -> tuple[list[bool], str]:
+    """Per fold: whether both parts hold every class, and a line of patient counts."""
     ok, lines = [], []
     for k, (tr, te) in enumerate(folds):
-        tp, tn = _patients_per_class(labels[te], groups[te])
-        rp, rn = _patients_per_class(labels[tr], groups[tr])
-        ok.append(min(tp, tn, rp, rn) > 0)
-        lines.append(f"fold {k + 1}: {test} {tp} positive / {tn} negative, training {rp} / {rn}")
+        t = _patients_per_class(labels[te], groups[te], classes)
+        r = _patients_per_class(labels[tr], groups[tr], classes)
+        ok.append(min(t + r) > 0)
+        tr_text = " / ".join(map(str, r))
+        lines.append(f"fold {k + 1}: {test} {_count_text(t)}, training {tr_text}")
     return ok, "; ".join(lines)
 
 
+def _too_few(counts: list[int]) -> str:
+    if len(counts) == 2:
+        return f"{counts[0]} positive and {counts[1]} negative patients in all"
+    return ", ".join(f"{n} patients of class {c}" for c, n in enumerate(counts)) + " in all"
+
+
 def patient_folds(
-    labels: np.ndarray, groups: np.ndarray, n_splits: int = 3, seed: int = 0
+    labels: np.ndarray, groups: np.ndarray, n_splits: int = 3, seed: int = 0, classes: int = 2,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified group k-fold (scikit-learn) by patient; every split is checked for leaks.
 
-    Raises ``SplitError`` naming the positive and negative patients of every fold when a
-    test fold or a training part would miss a class (for example fewer positive patients
-    than folds). A patient with rows of both classes counts in both.
+    Raises ``SplitError`` naming the patients of each class in every fold when a test fold
+    or a training part would miss a class (for example fewer positive patients than
+    folds). A patient with rows of two classes counts in both. ``classes``: 2 for 0/1
+    labels, K for class indices 0..K-1.
 
     Returns a list of (train_index, test_index) arrays.
     """
-    labels, groups = as_binary_labels(labels, "labels"), np.asarray(groups)
+    labels, groups = _labels(labels, classes, "labels"), np.asarray(groups)
     folds = _split(labels, groups, n_splits, seed)
-    ok, counts = _fold_counts(labels, groups, folds)
+    ok, counts = _fold_counts(labels, groups, folds, classes=classes)
     if not all(ok):
-        n_pos, n_neg = _patients_per_class(labels, groups)
+        per_class = _patients_per_class(labels, groups, classes)
         raise SplitError(
-            f"cannot make {n_splits} folds with both classes in every test fold and training part: "
-            f"{n_pos} positive and {n_neg} negative patients in all, so at most {min(n_pos, n_neg)} folds can "
-            "each have both classes. "
+            f"cannot make {n_splits} folds with {'both classes' if classes == 2 else 'every class'} in every "
+            f"test fold and training part: {_too_few(per_class)}, so at most {min(per_class)} folds can "
+            f"each have {'both classes' if classes == 2 else 'every class'}. "
             f"Patients per fold: {counts}")
     return folds
 
@@ -139,7 +159,10 @@ class TrainConfig:
         epochs: maximum epochs. patience: epochs without a better validation loss
         before stopping. lr, weight_decay: AdamW. cosine: anneal the learning rate to 0
         over ``epochs`` (cosine schedule). batch_size. grad_clip: max gradient norm.
-        balance: weight the positive class by n_neg / n_pos in the loss.
+        balance: weight the positive class by n_neg / n_pos in the loss; with K classes,
+            weight class k by n / (K n_k) (scikit-learn's "balanced").
+        classes: 2 trains a binary model (one logit, BCE: every binary chapter); K > 2 a
+            K-class model (K logits, softmax cross-entropy, labels 0..K-1).
         device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
         seed: seeds torch, numpy, random and the DataLoader's shuffling.
         checkpoint_dir: where ``last.pt``, ``previous.pt`` (the epoch before) and ``best.pt``
@@ -177,6 +200,7 @@ class TrainConfig:
     fast: bool | None = None
     compile: bool | None = None
     ddp: bool = True
+    classes: int = 2
 
 
 @dataclass
@@ -229,14 +253,16 @@ def _autocast(device: torch.device, amp: bool):
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 16, device: str = "auto",
             amp: bool = True) -> np.ndarray:
-    """Positive-class probabilities (N,) for inputs ``x`` (N, C, *spatial)."""
+    """Probabilities for inputs ``x`` (N, C, *spatial): the positive class's (N,) for a model
+    with one logit, the softmax over classes (N, K) for one with K > 1 logits."""
     dev = _device(device)
     model = model.to(dev).eval()
     out = []
     for i in range(0, len(x), batch_size):
         with _autocast(dev, amp):
-            logits = model(x[i : i + batch_size].to(dev, non_blocking=True))
-        out.append(torch.sigmoid(logits.float().reshape(-1)))
+            logits = model(x[i : i + batch_size].to(dev, non_blocking=True)).float()
+        out.append(torch.sigmoid(logits.reshape(-1)) if logits.shape[-1] == 1 or logits.dim() == 1
+                   else torch.softmax(logits, dim=1))
     return torch.cat(out).cpu().numpy()  # one device-to-host copy
 
 
@@ -281,11 +307,16 @@ def fit(
     y_val: np.ndarray,
     config: TrainConfig = TrainConfig(),
 ) -> FitResult:
-    """Train ``model`` (one logit out) with AdamW and BCE loss; keep the best-val-loss weights.
+    """Train ``model`` with AdamW; keep the best-val-loss weights.
+
+    Binary (``config.classes`` 2): one logit out, BCE loss. K classes: K logits out,
+    softmax cross-entropy (class-weighted with ``balance``); the validation loss is the
+    unweighted cross-entropy and ``val_auc`` the macro one-vs-rest AUC.
 
     Args:
         x_train, x_val: float tensors (N, C, *spatial), already preprocessed.
-        y_train, y_val: labels in {0, 1} (or booleans), shape (N,); anything else raises.
+        y_train, y_val: labels (N,) in {0, 1} (or booleans), or class indices 0..K-1 with
+            K classes; anything else raises.
 
     ``history`` has one row per epoch: train_loss is the mean loss over the rows actually
     trained on that epoch (the last, incomplete batch is dropped when there is more than
@@ -322,8 +353,10 @@ def fit(
     channels_last = fast and x_train.dim() == 5
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    y_tr = torch.as_tensor(as_binary_labels(y_train, "y_train"), dtype=torch.float32)
-    y_va = torch.as_tensor(as_binary_labels(y_val, "y_val"), dtype=torch.float32)
+    binary = config.classes == 2
+    label_dtype = torch.float32 if binary else torch.long
+    y_tr = torch.as_tensor(_labels(y_train, config.classes, "y_train"), dtype=label_dtype)
+    y_va = torch.as_tensor(_labels(y_val, config.classes, "y_val"), dtype=label_dtype)
     gen = torch.Generator().manual_seed(config.seed)
     resident = fast and _fits_on(dev, x_train, x_val)
     if resident:  # moved to the device once
@@ -346,10 +379,7 @@ def fit(
                             shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
     y_dev = y_tr.to(dev)
     pin = dev.type == "cuda" and not resident
-    n_pos = float(y_tr.sum())
-    pos_weight = torch.tensor((len(y_tr) - n_pos) / max(n_pos, 1.0)) if config.balance else None
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
-    val_loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = _loss(y_tr, config, dev)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.cosine else None
     notes: list[str] = []
@@ -401,8 +431,8 @@ def fit(
                 xb = xb.contiguous(memory_format=torch.channels_last_3d)
             opt.zero_grad(set_to_none=True)
             with _autocast(dev, config.amp):
-                logits = forward(xb).reshape(-1)
-            loss = loss_fn(logits.float(), yb)
+                logits = forward(xb)
+            loss = loss_fn(logits.float().reshape(-1) if binary else logits.float(), yb)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
@@ -422,9 +452,8 @@ def fit(
             sched.step()
         rng = _rng_state(gen)  # evaluation must not change the training random stream
         p_val = predict(model, x_val, config.batch_size, str(dev), config.amp)
-        val_loss = float(val_loss_fn(torch.logit(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6)), y_va))
+        val_loss, val_auc = _validation(p_val, y_va, binary)
         _set_rng_state(rng, gen)
-        val_auc = auc(y_va.numpy(), p_val) if len(np.unique(y_va)) == 2 else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                         "val_auc": val_auc, "lr": lr})
         bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
@@ -457,6 +486,30 @@ def fit(
         path += f", data-parallel on {world} processes"
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1, device=str(dev),
                      extras={"checkpoint_notes": notes, "path": path, "compile_notes": compile_notes})
+
+
+def _loss(y: torch.Tensor, config: TrainConfig, dev: torch.device) -> nn.Module:
+    """BCE with the positive class weighted n_neg / n_pos (binary), or cross-entropy with
+    class k weighted n / (K n_k) (K classes; a class absent from training weighs 0)."""
+    if config.classes == 2:
+        n_pos = float(y.sum())
+        pos_weight = torch.tensor((len(y) - n_pos) / max(n_pos, 1.0)) if config.balance else None
+        return nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
+    counts = torch.bincount(y, minlength=config.classes).double()
+    weight = torch.where(counts > 0, len(y) / (config.classes * counts.clamp(min=1)), 0.0).float()
+    return nn.CrossEntropyLoss(weight=weight.to(dev) if config.balance else None)
+
+
+def _validation(p_val: np.ndarray, y_val: torch.Tensor, binary: bool) -> tuple[float, float]:
+    """Unweighted validation loss (BCE or cross-entropy) and AUC (macro one-vs-rest for K
+    classes; NaN when a class is missing)."""
+    p = torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6)
+    if binary:
+        loss = float(nn.BCEWithLogitsLoss()(torch.logit(p), y_val))
+        return loss, auc(y_val.numpy(), p_val) if len(np.unique(y_val)) == 2 else float("nan")
+    loss = float(nn.functional.nll_loss(torch.log(p), y_val))
+    present = len(np.unique(y_val)) == p_val.shape[1]
+    return loss, multiclass_metrics(y_val.numpy(), p_val)["macro_auc"] if present else float("nan")
 
 
 def _save_atomic(obj: dict, path: Path, keep_previous: Path | None = None) -> None:
@@ -514,28 +567,40 @@ def _load_resume_state(ckpt: Path, notes: list[str]) -> dict | None:
     return None
 
 
-def predictions_table(patient_id, scan_id, y, score, **columns) -> pd.DataFrame:
-    """The predictions table every chapter writes: patient_id, scan, label, score, extras."""
-    return pd.DataFrame({"patient_id": np.asarray(patient_id), "scan": np.asarray(scan_id),
-                         "label": as_binary_labels(y), "score": np.asarray(score, float),
-                         **columns})
+def predictions_table(patient_id, scan_id, y, score, class_names=None, **columns) -> pd.DataFrame:
+    """The predictions table every chapter writes: patient_id, scan, label, score, extras.
+
+    ``score`` (N,) is the positive class's probability of a binary model; (N, K) class
+    probabilities become one column ``score <class name>`` each (``class_names``), with
+    labels the class indices."""
+    score = np.asarray(score, float)
+    if score.ndim == 1:
+        scores, label = {"score": score}, as_binary_labels(y)
+    else:
+        names = class_names or [str(c) for c in range(score.shape[1])]
+        scores, label = {f"score {n}": score[:, c] for c, n in enumerate(names)}, as_class_labels(y, score.shape[1])
+    return pd.DataFrame({"patient_id": np.asarray(patient_id), "scan": np.asarray(scan_id), "label": label,
+                         **scores, **columns})
 
 
-def _inner_split(y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _inner_split(y: np.ndarray, groups: np.ndarray, seed: int,
+                 classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Hold out about a fifth of the training patients for early stopping and thresholds.
 
     Takes the first of five patient folds whose validation and training parts both hold
-    both classes (Youden's threshold and the validation AUC need them); raises
+    every class (Youden's threshold and the validation AUC need them); raises
     ``SplitError`` with the patients per class of each fold when none does.
     """
-    y, groups = as_binary_labels(y), np.asarray(groups)
+    y, groups = _labels(y, classes), np.asarray(groups)
     folds = _split(y, groups, 5, seed)
-    ok, counts = _fold_counts(y, groups, folds, test="validation")
+    ok, counts = _fold_counts(y, groups, folds, test="validation", classes=classes)
     if not any(ok):
-        n_pos, n_neg = _patients_per_class(y, groups)
+        per_class = _patients_per_class(y, groups, classes)
+        held = (f"{per_class[0]} positive patient(s) and {per_class[1]} negative patient(s)" if classes == 2
+                else ", ".join(f"{n} patient(s) of class {c}" for c, n in enumerate(per_class)))
         raise SplitError(
-            "cannot hold out an inner validation set with both classes: the training data has "
-            f"{n_pos} positive patient(s) and {n_neg} negative patient(s), and both the inner training "
+            f"cannot hold out an inner validation set with {'both classes' if classes == 2 else 'every class'}: "
+            f"the training data has {held}, and both the inner training "
             f"and validation parts need at least one of each. Inner folds: {counts}")
     return folds[ok.index(True)]
 
@@ -547,7 +612,7 @@ def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fi
     Returns the fit result, validation labels and scores (for Youden's threshold) and
     the test scores.
     """
-    tr, va = _inner_split(y_fit, groups_fit, config.seed)
+    tr, va = _inner_split(y_fit, groups_fit, config.seed, config.classes)
     _seed_all(config.seed)  # the initial weights depend on the seed only
     result = fit(make_model(), x_fit[tr], y_fit[tr], x_fit[va], y_fit[va], config)
     return {"fit": result, "y_val": y_fit[va],
@@ -558,8 +623,9 @@ def train_and_test(make_model, x_fit: torch.Tensor, y_fit: np.ndarray, groups_fi
 def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarray,
                    n_splits: int, config: TrainConfig,
                    spread: bool | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Patient-level stratified k-fold: out-of-fold scores (N,) and one record per fold
-    (fit result, validation labels/scores, test index).
+    """Patient-level stratified k-fold: out-of-fold scores ((N,), or (N, K) class
+    probabilities with K classes) and one record per fold (fit result, validation
+    labels/scores, test index).
 
     Every split, the inner validation split of every training part included, is checked
     before anything is trained: ``SplitError`` names the fold and its patients per class.
@@ -569,11 +635,11 @@ def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarra
     data-parallel), and every process gets every fold's record (models on the CPU) and
     the merged scores; the folds, seeds and so the results are those of one process.
     """
-    scores = np.full(len(y), np.nan)
-    splits = patient_folds(y, groups, n_splits, config.seed)
+    scores = np.full(len(y) if config.classes == 2 else (len(y), config.classes), np.nan)
+    splits = patient_folds(y, groups, n_splits, config.seed, config.classes)
     for k, (tr, _) in enumerate(splits):
         try:
-            _inner_split(y[tr], groups[tr], config.seed + k)
+            _inner_split(y[tr], groups[tr], config.seed + k, config.classes)
         except SplitError as err:
             raise SplitError(f"training part of fold {k + 1} of {n_splits}: {err}") from None
     world = distributed.world_size()
