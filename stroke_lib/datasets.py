@@ -204,11 +204,14 @@ BONE_MIN_HU = 300.0
 
 
 def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices: int = CTNET_SLICES,
-               windows: Sequence[str] = CTNET_WINDOWS, out_slices: int | None = None) -> ArrayDataset:
+               windows: Sequence[str] = CTNET_WINDOWS, out_slices: int | None = None,
+               strip: bool = False) -> ArrayDataset:
     """NCCT as CTNet reads it: HU -> window(s) -> ``n_slices`` axial slices around the brain
     (cropped or padded with air) -> resize to ``in_plane`` pixels in-plane and to
     ``out_slices`` slices (default ``n_slices``: no resampling across slices; fewer make
-    thicker slices of the same extent).
+    thicker slices of the same extent). With ``strip`` every voxel outside the brain mask
+    is set to air before resizing, at the scan's own resolution (brain extraction: resized
+    with the skull, a bleed of 60 HU blurs into bone edges of the same window value).
 
     The brain is ``preprocess.ct_brain_mask`` (soft tissue inside the skull), kept as
     ``brains`` (``strip_skull`` uses it). Slices are the series' own (5 mm in the embedded cohort and in CTNet's data; a real series of other
@@ -230,6 +233,8 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
         hu = read_ct_series(r.image).data
         brain = ct_brain_mask(hu)
         vol = window_stack(hu, [WINDOWS[w] for w in windows])
+        if strip:
+            vol = vol * brain[None]
         lesion = (np.isin(read_nifti(r["mask"]).data, ACUTE_LESION_LABELS) if isinstance(r.get("mask"), str)
                   else np.zeros(brain.shape, bool))
         crop = lambda v, fill=0.0: crop_or_pad_slices(v, n_slices, brain, fill=fill)  # noqa: E731
@@ -339,16 +344,18 @@ class StrokeTypeTask:
             index in ``classes``.
         mri: DWI and ADC (N, 2, X, Y, S) of the same patients in the same order, robustly
             standardised (``dwi_dataset``); None where the data has no MRI.
-        slice_haemorrhage: (N, S) 1 where a slice of the CT shows haemorrhage (the
-            source task of transfer learning): a haematoma voxel on the slice (embedded
-            cohort), or the slice's own class (a 2D slice dataset).
+        slice_labels: (N, S) the class of each CT slice, the labels of a slice-level
+            stage (the RSNA 2019 recipe) and of the transfer source task: the patient's
+            class on slices that show its lesion, "none" on the others (embedded cohort:
+            from the lesion masks on the model's grid), or the slice's own class (a 2D
+            slice dataset).
         classes: the class names, in index order.
         slices_are_scans: True for a 2D slice dataset (one slice per row, S = 1).
     """
 
     ct: ArrayDataset
     mri: ArrayDataset | None
-    slice_haemorrhage: np.ndarray
+    slice_labels: np.ndarray
     classes: tuple[str, ...]
     slices_are_scans: bool = False
 
@@ -395,12 +402,13 @@ def _slice_inputs(rows: pd.DataFrame, label: np.ndarray, in_plane: int) -> Array
 
 
 def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
-                     n_slices: int = STROKE_TYPE_SLICES) -> StrokeTypeTask:
+                     n_slices: int = STROKE_TYPE_SLICES, strip: bool = True) -> StrokeTypeTask:
     """The stroke-type task of a cohort table, one row per patient.
 
     Embedded cohort: each patient's baseline CT (28 slices of 5 mm around the brain
     resampled to ``n_slices``, ``ct_dataset``) and the DWI and ADC of the same visit
-    resized to the same grid. TEKNOFEST 2021 (``dataset="teknofest_2021"``): every slice a
+    resized to the same grid; with ``strip`` the CT is brain-extracted at its own
+    resolution before resizing (``ct_dataset``). TEKNOFEST 2021 (``dataset="teknofest_2021"``): every slice a
     scan of its own (``slices_are_scans``), no MRI.
 
     Raises:
@@ -414,14 +422,14 @@ def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
         rows = table.sort_values("patient_id", ignore_index=True)
         y = rows.stroke_type.map(index).to_numpy(int)
         ct = _slice_inputs(rows, y, in_plane)
-        return StrokeTypeTask(ct, None, (y == index["haemorrhagic"]).astype(int)[:, None], STROKE_TYPES, True)
+        return StrokeTypeTask(ct, None, y[:, None].copy(), STROKE_TYPES, True)
     ct_rows = table[(table.modality == "CT") & (table.followup == 0)].sort_values("patient_id", ignore_index=True)
     y = ct_rows.stroke_type.map(index).to_numpy(int)
     ct = ct_dataset(ct_rows, y, in_plane, windows=CT_WINDOW_SETS["brain, subdural and bone windows"],
-                    out_slices=n_slices)
+                    out_slices=n_slices, strip=strip)
     mri = None
     if (table.modality == "DWI").any():
         dwi_rows = table[table.modality == "DWI"].set_index("patient_id").loc[ct_rows.patient_id].reset_index()
         mri = dwi_dataset(dwi_rows, y, (in_plane, in_plane, n_slices))
-    bleed = ct.masks.any(axis=(1, 2)) & (y == index["haemorrhagic"])[:, None]
-    return StrokeTypeTask(ct, mri, bleed.astype(int), STROKE_TYPES)
+    shows_lesion = ct.masks.any(axis=(1, 2))
+    return StrokeTypeTask(ct, mri, np.where(shows_lesion, y[:, None], index["none"]), STROKE_TYPES)

@@ -138,7 +138,7 @@ def _spearman_each(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def randomisation_check(
     model: nn.Module, x: torch.Tensor, target_layer: str, top_layers: list[str], seed: int = 0,
-    method: str = "Grad-CAM",
+    method: str = "Grad-CAM", class_idx: int | None = 0,
 ) -> dict[str, float]:
     """Model-parameter randomisation test (Adebayo et al., NeurIPS 2018).
 
@@ -148,8 +148,8 @@ def randomisation_check(
 
     Returns mean and minimum Spearman correlation, n, and the per-sample values (``rho``).
     """
-    before = gradcam(model, x, target_layer, method=method)
-    after = gradcam(randomised_copy(model, top_layers, seed), x, target_layer, method=method)
+    before = gradcam(model, x, target_layer, method=method, class_idx=class_idx)
+    after = gradcam(randomised_copy(model, top_layers, seed), x, target_layer, method=method, class_idx=class_idx)
     rhos = _spearman_each(before, after)
     return {"spearman_mean": float(rhos.mean()), "spearman_min": float(rhos.min()), "n": len(rhos),
             "rho": rhos}
@@ -204,7 +204,7 @@ def _randomisation_verdict(lo: float, hi: float) -> str:
 def saliency_checks(
     model: nn.Module, x: torch.Tensor, masks: np.ndarray, brains: np.ndarray, target_layer: str,
     top_layers: list[str], groups: np.ndarray | None = None, seed: int = 0, n_random: int = 16,
-    n_boot: int = 1000, localise: bool = True,
+    n_boot: int = 1000, localise: bool = True, class_idx: int | None = 0,
 ) -> SaliencyReport:
     """Maps of every method in ``CAM_METHODS`` with their controls, as the chapters report them.
 
@@ -220,6 +220,7 @@ def saliency_checks(
         groups: patient ID per sample (default: each sample its own patient).
         n_random: samples used by the randomisation check (the first ``n_random``).
         localise: False on data without lesion masks: only the randomisation check runs.
+        class_idx: the logit explained (``gradcam``); None: each sample's most probable class.
     """
     groups = np.arange(len(x)) if groups is None else np.asarray(groups)
     control = randomised_copy(model, None, seed)
@@ -229,7 +230,7 @@ def saliency_checks(
         if localise:
             per = {}
             for network, net in (("trained", model), ("random weights", control)):
-                maps[method, network] = gradcam(net, x, target_layer, method=method)
+                maps[method, network] = gradcam(net, x, target_layer, method=method, class_idx=class_idx)
                 per[network] = localisation_per_sample(maps[method, network], masks, brains)
                 p = per[network]
                 g = groups[p["sample"].to_numpy()]
@@ -249,8 +250,9 @@ def saliency_checks(
             verdict |= {"energy in lesion, trained minus random": est, "difference lower": lo,
                         "difference upper": hi, "localisation": _localisation_verdict(lo, hi)}
         else:
-            maps[method, "trained"] = gradcam(model, x, target_layer, method=method)
-        rand = randomisation_check(model, x[:n_random], target_layer, top_layers, seed=seed, method=method)
+            maps[method, "trained"] = gradcam(model, x, target_layer, method=method, class_idx=class_idx)
+        rand = randomisation_check(model, x[:n_random], target_layer, top_layers, seed=seed, method=method,
+                                   class_idx=class_idx)
         rho = _mean_ci(rand["rho"], groups[:n_random], n_boot, seed)
         verdict |= {"Spearman after randomising top layers": rho[0], "Spearman lower": rho[1],
                     "Spearman upper": rho[2], "randomisation check": _randomisation_verdict(rho[1], rho[2])}

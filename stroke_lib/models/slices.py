@@ -12,12 +12,13 @@ Without ``lengths`` every slice is real. Outputs are logits (B, K).
 - ``SliceEncoder``: MONAI ``ResidualUnit`` stages (2D, stride 2 each) over every slice,
   with ``context`` neighbouring slices on each side as extra channels; its output is the
   feature maps stacked back along the slices, (B, D, h, w, S), so Grad-CAM at
-  ``encoder`` gives one map per slice on the scan's grid.
-- ``SliceClassifier``: the encoder, global average pooling of each slice's map to an
-  embedding (B, S, D), then ``aggregation``: ``mean`` or ``max`` over slices, ``attention``
+  ``encoder.restack`` gives one map per slice on the scan's grid.
+- ``SliceClassifier``: the encoder, global max (or average) pooling of each slice's map
+  to an embedding (B, S, D), then ``aggregation``: ``mean`` or ``max`` over slices, ``attention``
   (a learned score per slice, softmax over the scan's slices; Ilse et al. 2018's attention
   pooling), or ``gru`` / ``lstm`` (bidirectional, the two directions' last states
-  concatenated), and a linear head.
+  concatenated), and a linear head. ``centre`` reads the middle slice alone: a task
+  labelled per slice, each sample a slice with its neighbours (the transfer source task).
 """
 
 from __future__ import annotations
@@ -29,12 +30,24 @@ from monai.networks.blocks import ResidualUnit
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-Aggregation = Literal["mean", "max", "attention", "gru", "lstm"]
-AGGREGATIONS: tuple[str, ...] = ("mean", "max", "attention", "gru", "lstm")
+Aggregation = Literal["mean", "max", "attention", "gru", "lstm", "centre"]
+AGGREGATIONS: tuple[str, ...] = ("mean", "max", "attention", "gru", "lstm", "centre")
 #: Grad-CAM target of the slice models: the encoder's output, one map per slice.
-GRADCAM_LAYER = "encoder"
+GRADCAM_LAYER = "encoder.restack"
 #: Modules the randomisation check re-initialises: the last encoder stage and the head.
 TOP_LAYERS = ["encoder.stages.2", "aggregate", "head"]
+
+
+class Restack(nn.Module):
+    """Per-slice maps (B * S, D, h, w) back into scans (B, D, h, w, S)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slices = 1  # set by the encoder before each call
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        b = maps.shape[0] // self.slices
+        return maps.reshape(b, self.slices, *maps.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()
 
 
 def valid_slices(lengths: torch.Tensor | None, batch: int, slices: int, device: torch.device) -> torch.Tensor:
@@ -63,6 +76,7 @@ class SliceEncoder(nn.Module):
                                                    subunits=2, norm="batch")
                                       for a, b in zip(chans[:-1], chans[1:])])
         self.out_channels = widths[-1]
+        self.restack = Restack()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, nx, ny, s = x.shape
@@ -71,8 +85,8 @@ class SliceEncoder(nn.Module):
             padded = nn.functional.pad(x, (k, k))
             x = torch.cat([padded[..., i : i + s] for i in range(2 * k + 1)], dim=1)
         flat = x.permute(0, 4, 1, 2, 3).reshape(b * s, x.shape[1], nx, ny)
-        maps = self.stages(flat)
-        return maps.reshape(b, s, *maps.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()
+        self.restack.slices = s
+        return self.restack(self.stages(flat))
 
 
 class SliceClassifier(nn.Module):
@@ -83,16 +97,21 @@ class SliceClassifier(nn.Module):
         aggregation: ``mean``, ``max``, ``attention``, ``gru`` or ``lstm`` (see the module).
         widths, context: the encoder's (``SliceEncoder``).
         hidden: width of the attention scorer, or of each direction of the GRU/LSTM.
+        plane_pool: how a slice's map becomes its embedding: ``max`` (the strongest
+            response anywhere on the slice: a lesion of 1-2 % of the slice is not averaged
+            away) or ``mean`` (global average pooling).
     """
 
     def __init__(self, in_channels: int, classes: int, aggregation: Aggregation = "gru",
-                 widths: Sequence[int] = (32, 64, 128), context: int = 0, hidden: int = 64) -> None:
+                 widths: Sequence[int] = (32, 64, 128), context: int = 0, hidden: int = 64,
+                 plane_pool: Literal["max", "mean"] = "max") -> None:
         super().__init__()
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         self.aggregation = aggregation
         self.encoder = SliceEncoder(in_channels, widths, context)
-        self.pool = nn.AdaptiveAvgPool3d((1, 1, None))  # each slice's map to its mean
+        pools = {"max": nn.AdaptiveMaxPool3d, "mean": nn.AdaptiveAvgPool3d}
+        self.pool = pools[plane_pool]((1, 1, None))  # each slice's map to one vector
         d = self.encoder.out_channels
         if aggregation == "attention":
             self.aggregate = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, 1))
@@ -123,14 +142,16 @@ class SliceClassifier(nn.Module):
         return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-slice embeddings (B, S, D): each slice's feature map averaged over the plane."""
+        """Per-slice embeddings (B, S, D): each slice's feature map pooled over the plane."""
         return self.pool(self.encoder(x))[:, :, 0, 0].transpose(1, 2)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         e = self.embed(x)
         b, s, _ = e.shape
         valid = valid_slices(lengths, b, s, e.device)
-        if self.aggregation == "mean":
+        if self.aggregation == "centre":
+            pooled = e[:, s // 2]
+        elif self.aggregation == "mean":
             pooled = (e * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
         elif self.aggregation == "max":
             pooled = e.masked_fill(~valid[..., None], float("-inf")).amax(1)
