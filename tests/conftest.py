@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -70,3 +71,17 @@ def soop_folder(tmp_path_factory) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     write_soop_fixture(cohort, dest)
     return dest
+
+
+def run_chapter_text(name: str, params: dict, output: Path) -> str:
+    """Execute chapter ``name`` with ``params`` into ``output`` and return the text of its
+    outputs (Markdown and streams), after asserting that no cell raised and nothing was
+    written to stderr (a page carries no warnings or tracebacks)."""
+    from stroke_lib.book import execute_chapter
+
+    nb = nbformat.read(execute_chapter(name, params, output=output), as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue") if errors else ""
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    return "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 
-from stroke_lib.book import execute_chapter
 from stroke_lib.paths import data_dir
+from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
 
@@ -17,12 +16,7 @@ pytestmark = pytest.mark.notebook
 def test_chapter_02_runs_on_soop_and_says_what_it_skipped(soop_folder, tmp_path):
     params = {"profile": "smoke", "dataset": "soop", "epochs": 1, "baseline_epochs": 1, "folds": 2,
               "n_bootstrap": 30}
-    nb = nbformat.read(execute_chapter("02_tractnet", params, output=tmp_path / "02.ipynb"), as_version=4)
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    errors = [o for o in outputs if o.output_type == "error"]
-    assert not errors, errors[0].get("evalue") if errors else ""
-    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
-    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
+    text = run_chapter_text("02_tractnet", params, tmp_path / "02.ipynb")
     assert "External evaluation skipped" in text and "Localisation skipped" in text
     assert "Oracle ceiling unknown" in text and "true lesion volume is not known" in text
     # chapter 01 has not run on this folder: the baselines are trained here, and the page says so

@@ -7,11 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from stroke_lib.book import execute_chapter
 from stroke_lib.paths import data_dir
+from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
 
@@ -40,12 +39,7 @@ def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path)
     majority = write_cq500_fixture(small_cohort, root)
     params = {"profile": "smoke", "dataset": "cq500", "data_root": str(root), "epochs": 1, "folds": 2,
               "leak_seeds": 1, "n_bootstrap": 30, "ct_in_plane": 32}
-    nb = nbformat.read(execute_chapter("03_ctnet_ht", params, output=tmp_path / "03.ipynb"), as_version=4)
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    errors = [o for o in outputs if o.output_type == "error"]
-    assert not errors, errors[0].get("evalue") if errors else ""
-    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
-    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
+    text = run_chapter_text("03_ctnet_ht", params, tmp_path / "03.ipynb")
     assert "**Proxy task**" in text and "any intracranial haemorrhage" in text
     assert "every patient of cq500 has one scan" in text and "Leak experiment skipped" in text
     assert "Reader's record and ceilings skipped" in text and "Localisation skipped" in text

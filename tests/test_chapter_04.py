@@ -8,12 +8,11 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 
-from stroke_lib.book import execute_chapter
 from stroke_lib.paths import data_dir
+from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
 
@@ -48,12 +47,7 @@ def test_chapter_04_runs_on_teknofest_slices(small_cohort, tmp_path):
     assert set(classes) and classes.nunique() == 3
     params = {"profile": "smoke", "dataset": "teknofest_2021", "data_root": str(root), "epochs": 1, "folds": 2,
               "n_bootstrap": 30, "model_in_plane": 16, "sizes": "50,100"}
-    nb = nbformat.read(execute_chapter("04_cnn_rnn", params, output=tmp_path / "04.ipynb"), as_version=4)
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    errors = [o for o in outputs if o.output_type == "error"]
-    assert not errors, errors[0].get("evalue") if errors else ""
-    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
-    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
+    text = run_chapter_text("04_cnn_rnn", params, tmp_path / "04.ipynb")
     assert "**MRI skipped**" in text and "**CNN+RNN and 3D CNN skipped**" in text
     assert "**Localisation skipped**" in text and "**Ceiling skipped**" in text
     record = json.loads((data_dir() / "runs" / "04_cnn_rnn-teknofest_2021-smoke-seed0" / "results.json").read_text())

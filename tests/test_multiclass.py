@@ -148,3 +148,34 @@ def test_binary_path_is_unchanged():
     frame = predictions_table(np.arange(len(y)), np.arange(len(y)), y, np.full(len(y), 0.5))
     assert list(frame.columns) == ["patient_id", "scan", "label", "score"]
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_binary_fit_is_the_plain_loop_it_always_was():
+    """One epoch of the binary path equals the textbook loop written out here (AdamW, BCE with
+    pos_weight n_neg / n_pos, the seeded DataLoader's batches, gradient clipping): the
+    multi-class path changed nothing for the binary chapters."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _three_class_data()
+    y = (y == 1).astype(int)
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(144, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-2, device="cpu", progress=False, seed=4)
+    trained = fit(model(), x, y, x[:20], y[:20], cfg).model
+    reference = model()
+    torch.manual_seed(cfg.seed)
+    yt = torch.as_tensor(y, dtype=torch.float32)
+    loader = DataLoader(TensorDataset(x, yt), batch_size=8, shuffle=True,
+                        generator=torch.Generator().manual_seed(cfg.seed), drop_last=True)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - y.sum()) / y.sum()))
+    opt = torch.optim.AdamW(reference.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for xb, yb in loader:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(reference(xb).reshape(-1), yb).backward()
+        nn.utils.clip_grad_norm_(reference.parameters(), cfg.grad_clip)
+        opt.step()
+    for a, b in zip(trained.state_dict().values(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
