@@ -21,7 +21,7 @@
 
 # %% tags=["parameters"]
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
-dataset: str = "synthetic"  # "synthetic", or "teknofest_2021" (2D CT slices, three classes)
+dataset: str = "synthetic"  # "synthetic", "teknofest_2021" (2D CT slices, three classes) or "rsna_ich_2019" (CT scans, haemorrhage or none)
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
 device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
@@ -135,10 +135,15 @@ task = stroke_type_task(cohort.table, dataset, px)
 timings = {"reading and preparing the inputs": time.perf_counter() - t0}
 y, groups, K = task.y, task.groups, len(task.classes)
 has_mri, volumes = task.mri is not None, not task.slices_are_scans
+unit = "patients" if pd.Series(groups).is_unique else "scans"  # what a row is: RSNA has several scans per patient
 display(task.counts(tag))
-skipped = []
+skipped = [f"**Left out**, a file that could not be used: {note}" for note in task.ct.rejected]
 if not has_mri:
     skipped.append(f"**MRI skipped**: {dataset} has CT only.")
+if "ischaemic" not in task.classes:
+    skipped.append(f"**Ischaemic stroke skipped**: {dataset} labels haemorrhage against none, so the classes are "
+                   f"{' and '.join(task.classes)}, the macro AUC is the AUC of haemorrhage against none, and the "
+                   "paper's ischaemic stroke model has no label to learn.")
 if not volumes:
     skipped.append(f"**CNN+RNN and 3D CNN skipped**: {dataset} gives single 2D slices, so there is no "
                    "sequence of slices to read and no depth; the slice CNN reads each slice as a scan of one slice.")
@@ -185,7 +190,7 @@ glue("px", f"{px}", display=False)
 spatial = tuple(task.ct.x.shape[2:])
 affine = augmentation(spatial_dims=3, spatial_size=spatial, flip=True)
 config = TrainConfig(epochs=epochs, patience=max(4, epochs // 3), lr=lr, batch_size=int(s["batch_size"]),
-                     device=run.device, seed=seed, progress=False, classes=K, cosine=True,
+                     device=run.device, seed=seed, progress=False, classes=K, softmax=True, cosine=True,
                      augment=affine if augment else None)
 other_aug = TrainConfig(**{**config.__dict__, "augment": None if augment else affine})
 three = task.windows("brain, subdural and bone windows")
@@ -335,7 +340,7 @@ glue("paired_text", ("Different from the reference by the paired bootstrap at 0.
      + f" With {len(tests)} comparisons against one reference, a Bonferroni level of {bonferroni:.4f} keeps "
      + (", ".join(strict) if strict else "none of them") + ".", display=False)
 counts = np.bincount(y, minlength=K)
-glue("no_skill", f"Calling every patient {names[int(counts.argmax())]}, the most common class, is right on "
+glue("no_skill", f"Calling every one of the {unit} {names[int(counts.argmax())]}, the most common class, is right on "
      f"{counts.max() / len(y):.3f} of them: the accuracy that takes no skill ({tag}).", display=False)
 if has_mri:
     mri = tables[MRI].loc["macro_auc"]
@@ -404,8 +409,9 @@ glue_figure("fig_confusion", confusion_matrices({m: (y, sc.argmax(1)) for m, sc 
 # paper's placeholders stand beside them, marked as what they are.
 
 # %%
-binary = {"ischaemic stroke model": "ischaemic", "haemorrhagic stroke model": "haemorrhagic"}
-binary_cfg = TrainConfig(**{**config.__dict__, "classes": 2})
+binary = {label: cls for label, cls in (("ischaemic stroke model", "ischaemic"),
+                                        ("haemorrhagic stroke model", "haemorrhagic")) if cls in names}
+binary_cfg = TrainConfig(**{**config.__dict__, "classes": 2, "softmax": False})
 binary_tables, binary_notes = {}, []
 for label, cls in binary.items():
     yb = (y == names.index(cls)).astype(int)
@@ -419,11 +425,11 @@ for label, cls in binary.items():
     a, called = binary_tables[label].loc["auc"], int((sb >= 0.5).sum())
     share = max(yb.mean(), 1 - yb.mean())
     binary_notes.append(
-        f"The {label} ({tag}) calls {called} of {len(yb)} patients {cls} at 0.5; its AUC is "
+        f"The {label} ({tag}) calls {called} of {len(yb)} {unit} {cls} at 0.5; its AUC is "
         f"{format_interval(a.estimate, a.lower, a.upper)}"
         + (", an interval that includes 0.5: it has not learned to tell the class apart" if a.lower <= 0.5 else "")
         + f". Its accuracy, {binary_tables[label].loc['accuracy', 'estimate']:.3f}, stands against {share:.3f} for "
-        f"calling every patient the more common side" + (" (it calls every patient one side, so its F1 has no "
+        f"calling every one the more common side" + (" (it puts every one on one side, so its F1 has no "
                                                           "interval)" if called in (0, len(yb)) else "") + ".")
 display(Markdown(" ".join(binary_notes)))
 
@@ -448,8 +454,10 @@ display(Markdown(" ".join(binary_notes)))
 # %%
 glue("source_share", f"{source_share:g}", display=False)
 glue("sizes", ", ".join(f"{p}" for p in percents), display=False)
-rest, source = train_test_split(np.arange(len(y)), test_size=source_share, stratify=y, random_state=seed)
-rest, source = np.sort(rest), np.sort(source)
+patients = pd.Series(y, index=groups).groupby(level=0).max()  # a patient's class: that of its most severe scan
+_, source_patients = train_test_split(patients.index, test_size=source_share, stratify=patients, random_state=seed)
+source = np.flatnonzero(np.isin(groups, source_patients))
+rest = np.flatnonzero(~np.isin(groups, source_patients))
 t0 = time.perf_counter()
 if weights:
     state = torch.load(Path(weights), map_location="cpu", weights_only=True)
@@ -461,9 +469,10 @@ else:
     x_src = slice_windows(three[source])
     haemorrhage = (task.slice_labels[source] == names.index("haemorrhagic")).astype(int)
     y_src, g_src = haemorrhage.reshape(-1), np.repeat(groups[source], three.shape[-1])
-    src_cfg = TrainConfig(**{**config.__dict__, "classes": 2, "augment": None, "batch_size": 4 * config.batch_size})
-    bleeds = haemorrhage.any(1)  # patients with a haemorrhage slice, in both parts
-    tr, te = train_test_split(groups[source], test_size=0.25, random_state=seed,
+    src_cfg = TrainConfig(**{**config.__dict__, "classes": 2, "softmax": False, "augment": None,
+                             "batch_size": 4 * config.batch_size})
+    bleeds = pd.Series(haemorrhage.any(1), index=groups[source]).groupby(level=0).max()  # per patient
+    tr, te = train_test_split(bleeds.index, test_size=0.25, random_state=seed,
                               stratify=bleeds if 2 <= bleeds.sum() <= len(bleeds) - 2 else None)
     tr, te = np.isin(g_src, tr), np.isin(g_src, te)
     src_out = train_and_test(slices("centre", 3, classes=1), x_src[tr], y_src[tr], g_src[tr], x_src[te], src_cfg)
@@ -644,7 +653,7 @@ t0 = time.perf_counter()
 folds_all = patient_folds(y, groups, folds, seed, classes=K)
 baselines = {}
 if volumes:
-    designs = {"CT measurements (logistic regression)": ct_features(task.ct.rows).to_numpy(float)}
+    designs = {"CT measurements (logistic regression)": ct_features(task.ct.rows, task.read_ct).to_numpy(float)}
     if has_mri:
         designs["DWI measurements (logistic regression)"] = lesion_features(task.mri.rows).to_numpy(float)
     for label, X in designs.items():
@@ -716,6 +725,11 @@ display(Markdown("The run record (`results.json`) holds every metric with its in
 # - `-p dataset teknofest_2021`: TEKNOFEST 2021's 2D CT slices (none / ischaemic /
 #   haemorrhagic) from `<data directory>/teknofest_2021`; no MRI, no CNN+RNN or 3D model
 #   (single slices), no localisation and no ceiling.
+# - `-p dataset rsna_ich_2019`: the RSNA 2019 haemorrhage challenge's CT from
+#   `<data directory>/rsna_ich_2019` (`stage_2_train.csv` and `stage_2_train/`), each
+#   scan's slices read as one series and prepared as above, haemorrhage (any subtype)
+#   against none with the release's slice labels for stage 1; no MRI, no ischaemic
+#   class, no localisation (no masks) and no ceiling.
 #
 # Reporting checklist items this chapter covers: the paper's placeholders named as such,
 # patient-level splits, the same folds and seeds for every compared model with paired

@@ -22,6 +22,8 @@ best overlap the mirrored brain mask with the brain mask, ``MIRROR_ANGLES_DEG`` 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -92,8 +94,9 @@ def measure_ct(ct: Volume) -> dict[str, float]:
             "leukoaraiosis_share": float(leuko.sum() / deep.sum()) if deep.any() else 0.0}
 
 
-def ct_features(rows: pd.DataFrame) -> pd.DataFrame:
-    """``measure_ct`` of each row's CT series (``image``), one row per input row in order."""
-    out = [measure_ct(read_ct_series(r.image))
-           for r in tqdm(rows.itertuples(), total=len(rows), desc="measuring CT", leave=False)]
+def ct_features(rows: pd.DataFrame, reader: Callable[[pd.Series], Volume] | None = None) -> pd.DataFrame:
+    """``measure_ct`` of each row's CT, one row per input row in order; ``reader`` reads a
+    row (default: the series folder ``image``)."""
+    read = reader or (lambda r: read_ct_series(r.image))
+    out = [measure_ct(read(r)) for _, r in tqdm(rows.iterrows(), total=len(rows), desc="measuring CT", leave=False)]
     return pd.DataFrame(out, index=rows.index)

@@ -7,8 +7,9 @@ Both: the stroke-type task of chapter 04 (``stroke_type_task``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,10 @@ import torch
 from monai.transforms import Compose, RandAffine, RandFlip, RandGaussianNoise, RandScaleIntensity, Resize
 from tqdm import tqdm
 
-from stroke_lib.data import read_ct_series, read_nifti
+from stroke_lib.data import Volume, read_ct_series, read_nifti
+from stroke_lib.data.rsna import rsna_pixel_fix
 from stroke_lib.data.synthetic.labels import ht_image_latent
+from stroke_lib.errors import DataError
 from stroke_lib.preprocess import CTNET_SLICES, WINDOWS, crop_or_pad_slices, ct_brain_mask, normalize_mri, window_stack
 
 
@@ -32,6 +35,10 @@ class ArrayDataset:
         masks: float32 (N, X, Y, Z) lesion masks resized like ``x`` (zeros where none).
         brains: bool (N, X, Y, Z) brain masks resized like ``x``.
         skull: bool (N, X, Y, Z) bone masks resized like ``x`` (CT only; None for MRI).
+        slice_labels: int (N, Z) one label per slice of ``x`` where the data labels
+            slices (``ct_dataset(slice_labels=)``), else None.
+        rejected: one sentence per row left out because a file could not be used, naming
+            the file (``ct_dataset``); ``rows`` and ``y`` hold the rows kept.
     """
 
     x: torch.Tensor
@@ -40,11 +47,14 @@ class ArrayDataset:
     masks: np.ndarray
     brains: np.ndarray
     skull: np.ndarray | None = None
+    slice_labels: np.ndarray | None = None
+    rejected: list[str] = field(default_factory=list)
 
     def subset(self, index: np.ndarray) -> "ArrayDataset":
         return ArrayDataset(self.x[index], self.y[index], self.rows.iloc[index].reset_index(drop=True),
                             self.masks[index], self.brains[index],
-                            None if self.skull is None else self.skull[index])
+                            None if self.skull is None else self.skull[index],
+                            None if self.slice_labels is None else self.slice_labels[index], self.rejected)
 
 
 #: Lesion labels of the cohort's masks that count as the acute lesion (infarct, haematoma).
@@ -205,7 +215,8 @@ BONE_MIN_HU = 300.0
 
 def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices: int = CTNET_SLICES,
                windows: Sequence[str] = CTNET_WINDOWS, out_slices: int | None = None,
-               strip: bool = False) -> ArrayDataset:
+               strip: bool = False, reader: Callable[[pd.Series], Volume] | None = None,
+               slice_labels: str | None = None) -> ArrayDataset:
     """NCCT as CTNet reads it: HU -> window(s) -> ``n_slices`` axial slices around the brain
     (cropped or padded with air) -> resize to ``in_plane`` pixels in-plane and to
     ``out_slices`` slices (default ``n_slices``: no resampling across slices; fewer make
@@ -215,12 +226,18 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
 
     The brain is ``preprocess.ct_brain_mask`` (soft tissue inside the skull), kept as
     ``brains`` (``strip_skull`` uses it). Slices are the series' own (5 mm in the embedded cohort and in CTNet's data; a real series of other
-    thickness is used as it is).
+    thickness is used as it is). A row whose series cannot be read (``DataError``) is
+    left out and named in ``rejected``; the other rows go on.
 
     Args:
         rows: cohort rows with ``image`` (a CT series folder) and optionally ``mask``.
-        label: 0/1 per row.
+        label: 0/1 (or a class index) per row.
         windows: names in ``preprocess.WINDOWS``, one channel each.
+        reader: reads a row's CT (default ``read_ct_series(row.image)``).
+        slice_labels: a column of ``rows`` holding one label per slice of the series, in
+            slice order; they go through the same crop or pad (0 on padded slices) and
+            slice resampling (a resampled slice takes the largest label of the slices it
+            covers) into ``slice_labels`` (N, out_slices).
     Returns:
         ``ArrayDataset`` with x (N, len(windows), in_plane, in_plane, n_slices), lesion
         masks and brain masks on the same grid, and ``skull`` (N, X, Y, Z) bone masks.
@@ -228,9 +245,15 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
     size = (in_plane, in_plane, out_slices or n_slices)
     resize = Resize(spatial_size=size, mode="trilinear")
     resize_nn = Resize(spatial_size=size, mode="nearest")
-    xs, masks, brains, skulls = [], [], [], []
-    for _, r in tqdm(rows.iterrows(), total=len(rows), desc="preparing CT inputs", leave=False):
-        hu = read_ct_series(r.image).data
+    read = reader or (lambda r: read_ct_series(r.image))
+    xs, masks, brains, skulls, per_slice, kept, rejected = [], [], [], [], [], [], []
+    for k, (_, r) in enumerate(tqdm(rows.iterrows(), total=len(rows), desc="preparing CT inputs", leave=False)):
+        try:
+            hu = read(r).data
+        except DataError as err:
+            rejected.append(f"{r.get('scan_id', r.get('patient_id', k))} left out: {err}")
+            continue
+        kept.append(k)
         brain = ct_brain_mask(hu)
         vol = window_stack(hu, [WINDOWS[w] for w in windows])
         if strip:
@@ -242,15 +265,22 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
         masks.append(np.asarray(resize_nn(crop(lesion[None].astype(np.float32))))[0])
         brains.append(np.asarray(resize_nn(crop(brain[None].astype(np.float32))))[0] > 0)
         skulls.append(np.asarray(resize_nn(crop((hu >= BONE_MIN_HU)[None].astype(np.float32))))[0] > 0)
-    return ArrayDataset(torch.from_numpy(np.stack(xs)), np.asarray(label, int), rows.reset_index(drop=True),
-                        np.stack(masks), np.stack(brains), np.stack(skulls))
+        if slice_labels is not None:
+            flags = crop(np.asarray(r[slice_labels], np.float32)[None, None])  # (1, 1, n_slices)
+            per_slice.append(torch.nn.functional.adaptive_max_pool1d(torch.from_numpy(flags[0]), size[2])[0].numpy())
+    if not kept:
+        raise DataError(Path(str(rows.image.iloc[0])).parent if len(rows) else Path("."),
+                        "no CT series could be read: " + "; ".join(rejected[:3]))
+    return ArrayDataset(torch.from_numpy(np.stack(xs)), np.asarray(label, int)[kept],
+                        rows.iloc[kept].reset_index(drop=True), np.stack(masks), np.stack(brains), np.stack(skulls),
+                        np.stack(per_slice).astype(int) if slice_labels is not None else None, rejected)
 
 
 def strip_skull(data: ArrayDataset) -> ArrayDataset:
     """The same inputs with every voxel outside the brain mask set to 0 (skull stripping:
     bone, scalp and air removed, on the model's grid)."""
     brain = torch.from_numpy(data.brains[:, None].astype(np.float32))
-    return ArrayDataset(data.x * brain, data.y, data.rows, data.masks, data.brains, data.skull)
+    return replace(data, x=data.x * brain)
 
 
 @dataclass
@@ -351,6 +381,7 @@ class StrokeTypeTask:
             slice dataset).
         classes: the class names, in index order.
         slices_are_scans: True for a 2D slice dataset (one slice per row, S = 1).
+        read_ct: reads a row of ``ct.rows`` as a HU ``Volume`` (for measurements).
     """
 
     ct: ArrayDataset
@@ -358,6 +389,7 @@ class StrokeTypeTask:
     slice_labels: np.ndarray
     classes: tuple[str, ...]
     slices_are_scans: bool = False
+    read_ct: Callable[[pd.Series], Volume] = lambda row: read_ct_series(row.image)
 
     @property
     def y(self) -> np.ndarray:
@@ -373,9 +405,11 @@ class StrokeTypeTask:
         return self.ct.x[:, [CT_WINDOW_SETS["brain, subdural and bone windows"].index(w) for w in chosen]]
 
     def counts(self, tag: str) -> pd.DataFrame:
-        """Patients per class, the column title naming the data (``tag``)."""
+        """Rows per class (patients, or scans where a patient has several), the column
+        title naming the data (``tag``)."""
         counts = pd.Series(self.y).map(dict(enumerate(self.classes))).value_counts()
-        table = counts.reindex(list(self.classes)).fillna(0).astype(int).to_frame("patients").T
+        unit = "patients" if pd.Series(self.groups).is_unique else f"scans of {len(set(self.groups))} patients"
+        table = counts.reindex(list(self.classes)).fillna(0).astype(int).to_frame(unit).T
         table.columns.name = tag
         return table
 
@@ -401,19 +435,52 @@ def _slice_inputs(rows: pd.DataFrame, label: np.ndarray, in_plane: int) -> Array
                         empty.astype(np.float32), np.ones(empty.shape, bool))
 
 
+#: Classes of RSNA ICH 2019 in chapter 04: its label is haemorrhage (any subtype) or none.
+RSNA_CLASSES = ("none", "haemorrhagic")
+
+
+def read_rsna_scan(row: pd.Series) -> Volume:
+    """One RSNA scan (a row of ``rsna_scans``) as a HU ``Volume``: its slices read as one
+    series with the release's pixel fix (``read_ct_series``, which names a bad file)."""
+    return read_ct_series(row.image, fix=rsna_pixel_fix, paths=[Path(p) for p in row.slice_paths])
+
+
+def rsna_scans(table: pd.DataFrame) -> pd.DataFrame:
+    """RSNA ICH 2019's slice rows (``load_rsna_ich``) as one row per scan: ``patient_id``,
+    ``scan_id``, ``site``, ``image`` (the slices' folder), ``slice_paths`` and
+    ``slice_any`` (each slice's file and its any-haemorrhage label, inferior first) and
+    ``scan_any``; scans sorted by patient."""
+    ordered = table.sort_values(["scan_id", "slice_index"])
+    scans = ordered.groupby("scan_id", sort=False).agg(
+        patient_id=("patient_id", "first"), site=("site", "first"), slice_paths=("image", list),
+        slice_any=("any", list), scan_any=("scan_any", "first")).reset_index()
+    scans["image"] = [str(Path(paths[0]).parent) for paths in scans.slice_paths]
+    scans["modality"] = "CT"
+    return scans.sort_values(["patient_id", "scan_id"], ignore_index=True)
+
+
 def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
                      n_slices: int = STROKE_TYPE_SLICES, strip: bool = True) -> StrokeTypeTask:
-    """The stroke-type task of a cohort table, one row per patient.
+    """The stroke-type task of a cohort table, one row per patient (per scan on RSNA).
 
     Embedded cohort: each patient's baseline CT (28 slices of 5 mm around the brain
     resampled to ``n_slices``, ``ct_dataset``) and the DWI and ADC of the same visit
     resized to the same grid; with ``strip`` the CT is brain-extracted at its own
     resolution before resizing (``ct_dataset``). TEKNOFEST 2021 (``dataset="teknofest_2021"``): every slice a
-    scan of its own (``slices_are_scans``), no MRI.
+    scan of its own (``slices_are_scans``), no MRI. RSNA ICH 2019 (``"rsna_ich_2019"``):
+    two classes (``RSNA_CLASSES``), every scan of every patient (``rsna_scans``, read with
+    the release's pixel fix) prepared as the embedded cohort's CT, its slice labels the
+    release's own (any haemorrhage per slice), no MRI, no lesion masks.
 
     Raises:
         ValueError: a dataset without stroke-type labels.
     """
+    windows = CT_WINDOW_SETS["brain, subdural and bone windows"]
+    if dataset == "rsna_ich_2019":
+        scans = rsna_scans(table)
+        ct = ct_dataset(scans, scans.scan_any.to_numpy(int), in_plane, windows=windows, out_slices=n_slices,
+                        strip=strip, slice_labels="slice_any", reader=read_rsna_scan)
+        return StrokeTypeTask(ct, None, ct.slice_labels, RSNA_CLASSES, read_ct=read_rsna_scan)
     if "stroke_type" not in table:
         raise ValueError(f"chapter 04 needs stroke-type labels (none / ischaemic / haemorrhagic); {dataset!r} "
                          "has none")
@@ -424,12 +491,11 @@ def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
         ct = _slice_inputs(rows, y, in_plane)
         return StrokeTypeTask(ct, None, y[:, None].copy(), STROKE_TYPES, True)
     ct_rows = table[(table.modality == "CT") & (table.followup == 0)].sort_values("patient_id", ignore_index=True)
-    y = ct_rows.stroke_type.map(index).to_numpy(int)
-    ct = ct_dataset(ct_rows, y, in_plane, windows=CT_WINDOW_SETS["brain, subdural and bone windows"],
+    ct = ct_dataset(ct_rows, ct_rows.stroke_type.map(index).to_numpy(int), in_plane, windows=windows,
                     out_slices=n_slices, strip=strip)
     mri = None
     if (table.modality == "DWI").any():
-        dwi_rows = table[table.modality == "DWI"].set_index("patient_id").loc[ct_rows.patient_id].reset_index()
-        mri = dwi_dataset(dwi_rows, y, (in_plane, in_plane, n_slices))
+        dwi_rows = table[table.modality == "DWI"].set_index("patient_id").loc[ct.rows.patient_id].reset_index()
+        mri = dwi_dataset(dwi_rows, ct.y, (in_plane, in_plane, n_slices))
     shows_lesion = ct.masks.any(axis=(1, 2))
-    return StrokeTypeTask(ct, mri, np.where(shows_lesion, y[:, None], index["none"]), STROKE_TYPES)
+    return StrokeTypeTask(ct, mri, np.where(shows_lesion, ct.y[:, None], index["none"]), STROKE_TYPES)

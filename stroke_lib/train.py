@@ -163,6 +163,10 @@ class TrainConfig:
             weight class k by n / (K n_k) (scikit-learn's "balanced").
         classes: 2 trains a binary model (one logit, BCE: every binary chapter); K > 2 a
             K-class model (K logits, softmax cross-entropy, labels 0..K-1).
+        softmax: with ``classes`` 2, train two logits with softmax cross-entropy (the
+            K-class path with K = 2, probabilities (N, 2)) instead of one logit with BCE,
+            for a chapter whose K-class code meets a dataset of two classes; K > 2 always
+            trains softmax.
         device: "auto" (CUDA if present), "cpu" or "cuda". amp: bf16 autocast on CUDA.
         seed: seeds torch, numpy, random and the DataLoader's shuffling.
         checkpoint_dir: where ``last.pt``, ``previous.pt`` (the epoch before) and ``best.pt``
@@ -201,6 +205,12 @@ class TrainConfig:
     compile: bool | None = None
     ddp: bool = True
     classes: int = 2
+    softmax: bool = False
+
+    @property
+    def binary(self) -> bool:
+        """One logit and BCE (``classes`` 2 without ``softmax``)."""
+        return self.classes == 2 and not self.softmax
 
 
 @dataclass
@@ -309,7 +319,8 @@ def fit(
 ) -> FitResult:
     """Train ``model`` with AdamW; keep the best-val-loss weights.
 
-    Binary (``config.classes`` 2): one logit out, BCE loss. K classes: K logits out,
+    Binary (``config.classes`` 2, no ``softmax``): one logit out, BCE loss. K classes
+    (or 2 with ``softmax``): K logits out,
     softmax cross-entropy (class-weighted with ``balance``); the validation loss is the
     unweighted cross-entropy and ``val_auc`` the macro one-vs-rest AUC.
 
@@ -353,7 +364,7 @@ def fit(
     channels_last = fast and x_train.dim() == 5
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    binary = config.classes == 2
+    binary = config.binary
     label_dtype = torch.float32 if binary else torch.long
     y_tr = torch.as_tensor(_labels(y_train, config.classes, "y_train"), dtype=label_dtype)
     y_va = torch.as_tensor(_labels(y_val, config.classes, "y_val"), dtype=label_dtype)
@@ -491,7 +502,7 @@ def fit(
 def _loss(y: torch.Tensor, config: TrainConfig, dev: torch.device) -> nn.Module:
     """BCE with the positive class weighted n_neg / n_pos (binary), or cross-entropy with
     class k weighted n / (K n_k) (K classes; a class absent from training weighs 0)."""
-    if config.classes == 2:
+    if config.binary:
         n_pos = float(y.sum())
         pos_weight = torch.tensor((len(y) - n_pos) / max(n_pos, 1.0)) if config.balance else None
         return nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(dev) if pos_weight is not None else None)
@@ -635,7 +646,7 @@ def cross_validate(make_model, x: torch.Tensor, y: np.ndarray, groups: np.ndarra
     data-parallel), and every process gets every fold's record (models on the CPU) and
     the merged scores; the folds, seeds and so the results are those of one process.
     """
-    scores = np.full(len(y) if config.classes == 2 else (len(y), config.classes), np.nan)
+    scores = np.full(len(y) if config.binary else (len(y), config.classes), np.nan)
     splits = patient_folds(y, groups, n_splits, config.seed, config.classes)
     for k, (tr, _) in enumerate(splits):
         try:

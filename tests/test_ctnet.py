@@ -14,6 +14,7 @@ from stroke_lib.data import load_embedded, read_ct_series, read_nifti
 from stroke_lib.data.synthetic import CohortSpec, generate_cohort
 from stroke_lib.data.volume import Volume
 from stroke_lib.datasets import ct_dataset, ht_task, strip_skull
+from stroke_lib.errors import DataError
 from stroke_lib.explain import tissue_shares
 from stroke_lib.models.ctnet import (CorrelationCNN, ResidualBlock1, ResidualBlock2, correlation_cnn, ctnet,
                                      plain_cnn, slices_as_channels)
@@ -107,6 +108,29 @@ def test_ct_dataset_gives_28_slices_of_two_windows_and_strips_the_skull(followup
     assert bone > 0.75 and bone > brain + 0.25  # bone is white in the brain window (blurred by the resize)
     s = strip_skull(d)
     assert float(s.x[:, :, ~d.brains[0]][0].abs().max()) == 0 and torch.equal(s.x[0][:, d.brains[0]], d.x[0][:, d.brains[0]])
+
+
+def test_ct_dataset_carries_slice_labels_through_the_crop_and_leaves_out_an_unreadable_scan(followup_cohort):
+    rows = followup_cohort.table.query("modality == 'CT'").head(3).reset_index(drop=True)
+    hu = read_ct_series(rows.image[0]).data
+    crop = crop_or_pad_slices(np.arange(hu.shape[2], dtype=np.float32)[None, None], 28, ct_brain_mask(hu), fill=-1)[0, 0]
+    native = int(crop[9])  # the native slice that lands on the 10th of the 28 kept slices
+    flags = np.zeros(hu.shape[2], int)
+    flags[native] = 1
+    rows["flags"] = [flags.tolist()] * 3
+
+    def reader(r):
+        if r.name == 1:
+            raise DataError(r.image, "pixel data truncated")
+        return read_ct_series(r.image)
+
+    d = ct_dataset(rows, [0, 1, 2], in_plane=16, out_slices=14, reader=reader, slice_labels="flags")
+    assert d.y.tolist() == [0, 2] and d.rows.scan_id.tolist() == rows.scan_id[[0, 2]].tolist()
+    assert len(d.rejected) == 1 and "pixel data truncated" in d.rejected[0] and str(rows.image[1]) in d.rejected[0]
+    assert d.slice_labels.shape == (2, 14) and np.flatnonzero(d.slice_labels[0]).tolist() == [4]  # slices 8-9 -> 4
+    assert d.subset(np.array([1])).slice_labels.shape == (1, 14) and strip_skull(d).slice_labels is d.slice_labels
+    with pytest.raises(DataError, match="no CT series could be read"):
+        ct_dataset(rows.head(2).iloc[[1]], [1], in_plane=16, reader=reader)
 
 
 def test_ht_task_labels_every_ischaemic_scan_and_knows_its_ceilings(followup_cohort):

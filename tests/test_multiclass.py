@@ -98,6 +98,30 @@ def test_fit_trains_three_classes_through_the_same_loop():
         fit(_linear3(), x[:60], np.r_[y[:59], 3], x[60:], y[60:], cfg)
 
 
+def test_two_classes_with_softmax_train_two_logits():
+    """``softmax`` with two classes takes the K-class path: two logits, cross-entropy with
+    balanced weights, (N, 2) probabilities out of fold; without it, one logit and BCE."""
+    from stroke_lib.train import _loss
+
+    x, y = _three_class_data()
+    y = (y == 1).astype(int)
+    cfg = TrainConfig(epochs=15, patience=15, lr=1e-2, device="cpu", progress=False, classes=2, softmax=True)
+    assert not cfg.binary and TrainConfig(classes=2).binary
+    yt = torch.as_tensor(y)
+    assert isinstance(_loss(yt, cfg, torch.device("cpu")), nn.CrossEntropyLoss)
+    assert _loss(yt, cfg, torch.device("cpu")).weight.tolist() == pytest.approx([90 / 120, 90 / 60])
+    assert isinstance(_loss(yt.float(), TrainConfig(classes=2), torch.device("cpu")), nn.BCEWithLogitsLoss)
+
+    def two():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(144, 2))
+
+    groups = np.arange(len(y))
+    scores, _ = cross_validate(two, x, y, groups, 3, cfg)
+    assert scores.shape == (90, 2) and np.allclose(scores.sum(1), 1, atol=1e-5)
+    assert roc_auc_score(y, scores[:, 1]) > 0.9
+
+
 def test_class_weights_are_balanced():
     from stroke_lib.train import _loss
 
