@@ -61,7 +61,7 @@ from stroke_lib.explain import (CAM_METHODS, RANDOMISATION_RULE, gradcam, overla
 from stroke_lib.metrics import delong_test, metrics_table
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS
 from stroke_lib.models.ctnet import ctnet, correlation_cnn, plain_cnn, slices_as_channels
-from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column
+from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column, left_out_notes
 from stroke_lib.paths import data_dir
 from stroke_lib.plots import ct_windows, gradcam_overlays, roc_curves, training_curves
 from stroke_lib.preprocess import CTNET_SLICES, WINDOWS
@@ -207,7 +207,8 @@ display(Markdown(
     "more than one." + ("" if not task.proxy else f" **Proxy task**: {dataset} has no HT label; the positive "
                         f"class here is {task.label}, scan by scan. The chapter runs its pipeline on it to show "
                         "that it reads real CT; nothing on this page is an HT result.")))
-skipped = ([] if synthetic else [f"**Reader's record and ceilings skipped**: the true signs and risk of {dataset}'s "
+skipped = left_out_notes(cohort.rejects, data.rejected)
+skipped += ([] if synthetic else [f"**Reader's record and ceilings skipped**: the true signs and risk of {dataset}'s "
                                  "patients are unknown (the embedded cohort alone knows them)."])
 skipped += ([] if task.has_masks else [f"**Localisation skipped**: {dataset} has no infarct masks, so the maps are "
                                        "not scored against lesions; the tissue shares and the randomisation check "

@@ -61,14 +61,15 @@ from stroke_lib.lesion_features import lesion_features
 from stroke_lib.metrics import (MULTICLASS_DEFINITIONS, metrics_table, multiclass_metrics, multiclass_table,
                                 paired_bootstrap)
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline
-from stroke_lib.models.slices import slice_classifier
-from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column
+from stroke_lib.models.slices import slice_classifier, slice_windows
+from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column, left_out_notes
 from stroke_lib.paths import data_dir
 from stroke_lib.plots import confusion_matrices, ct_windows, gradcam_overlays, roc_curves
 from stroke_lib.preprocess import WINDOWS
 from stroke_lib.report import paper_vs_study, published, saliency_views, write_record
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predictions_table, train_and_test
+from stroke_lib.two_stage import two_stage_cv
 
 run = start_run(profile, device, seed)
 s = run.settings
@@ -137,7 +138,7 @@ y, groups, K = task.y, task.groups, len(task.classes)
 has_mri, volumes = task.mri is not None, not task.slices_are_scans
 unit = "patients" if pd.Series(groups).is_unique else "scans"  # what a row is: RSNA has several scans per patient
 display(task.counts(tag))
-skipped = [f"**Left out**, a file that could not be used: {note}" for note in task.ct.rejected]
+skipped = left_out_notes(cohort.rejects, task.ct.rejected)
 if not has_mri:
     skipped.append(f"**MRI skipped**: {dataset} has CT only.")
 if "ischaemic" not in task.classes:
@@ -202,43 +203,12 @@ def slices(aggregation: str, channels: int, classes: int = K):
     return lambda: slice_classifier(channels, classes, aggregation, slim=slim)
 
 
-def slice_windows(x: torch.Tensor) -> torch.Tensor:
-    """Every slice of scans (N, C, X, Y, S) with its neighbours: (N * S, C, X, Y, 3), scan by scan."""
-    padded = torch.nn.functional.pad(x, (1, 1))
-    return torch.cat([padded[..., k : k + 3] for k in range(x.shape[-1])], dim=0).reshape(
-        x.shape[-1], *x.shape[:-1], 3).transpose(0, 1).reshape(-1, *x.shape[1:-1], 3)
-
-
-def two_stage(x: torch.Tensor, cfg: TrainConfig, aggregation: str = "gru", rows=None):
-    """The RSNA 2019 recipe, fold by fold: stage 1 trains the slice CNN on the slices of
-    the fold's training patients with slice labels (``task.slice_labels``; augmented in
-    the full profile only); stage 2 freezes it and trains the sequence model over the scan
-    with the scan labels. The same patient folds as ``cross_validate``; returns
-    out-of-fold probabilities and the folds."""
-    rows = np.arange(len(y)) if rows is None else rows
-    yy, gg, xx = y[rows], groups[rows], x[rows]
-    n_slices = xx.shape[-1]
-    windows_, slice_y = slice_windows(xx), task.slice_labels[rows].reshape(-1)
-    slice_g = np.repeat(gg, n_slices)
-    oof, records = np.full((len(yy), K), np.nan), []
-    for k, (tr, te) in enumerate(patient_folds(yy, gg, folds, cfg.seed, classes=K)):
-        seed_k = cfg.seed + k
-        rows_tr = np.isin(slice_g, gg[tr])
-        stage1 = TrainConfig(**{**cfg.__dict__, "seed": seed_k, "batch_size": 4 * cfg.batch_size,
-                                "augment": None if cfg.augment is None or slim else augmentation(
-                                    spatial_dims=3, spatial_size=tuple(windows_.shape[2:]), flip=True)})
-        first = train_and_test(slices("centre", xx.shape[1]), windows_[rows_tr], slice_y[rows_tr], slice_g[rows_tr],
-                               windows_[:1], stage1)["fit"].model
-        state = first.encoder.state_dict()
-
-        def frozen(state=state):
-            model = slice_classifier(xx.shape[1], K, aggregation, slim=slim)
-            model.encoder.load_state_dict(state)
-            return model.freeze_encoder()
-        out = train_and_test(frozen, xx[tr], yy[tr], gg[tr], xx[te], TrainConfig(**{**cfg.__dict__, "seed": seed_k}))
-        oof[te] = out["score_test"]
-        records.append({**out, "test_index": te})
-    return oof, records
+def two_stage(x: torch.Tensor, cfg: TrainConfig):
+    """The RSNA 2019 recipe (``stroke_lib.two_stage``) on the chapter's patients and folds;
+    stage 1 augmented in the full profile only."""
+    stage1_augment = (None if cfg.augment is None or slim else
+                      augmentation(spatial_dims=3, spatial_size=(*x.shape[2:4], 3), flip=True))
+    return two_stage_cv(x, y, groups, task.slice_labels, folds, cfg, "gru", slim=slim, stage1_augment=stage1_augment)
 
 
 REFERENCE, MRI = "CNN + bidirectional GRU, slice-supervised", "CNN + bidirectional GRU, slice-supervised (MRI)"

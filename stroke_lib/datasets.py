@@ -227,7 +227,8 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
     The brain is ``preprocess.ct_brain_mask`` (soft tissue inside the skull), kept as
     ``brains`` (``strip_skull`` uses it). Slices are the series' own (5 mm in the embedded cohort and in CTNet's data; a real series of other
     thickness is used as it is). A row whose series cannot be read (``DataError``) is
-    left out and named in ``rejected``; the other rows go on.
+    left out and named in ``rejected`` (its scan, the file's name without its folders,
+    which may hold names or IDs, and the problem); the other rows go on.
 
     Args:
         rows: cohort rows with ``image`` (a CT series folder) and optionally ``mask``.
@@ -251,7 +252,7 @@ def ct_dataset(rows: pd.DataFrame, label: Sequence[int], in_plane: int, n_slices
         try:
             hu = read(r).data
         except DataError as err:
-            rejected.append(f"{r.get('scan_id', r.get('patient_id', k))} left out: {err}")
+            rejected.append(f"{r.get('scan_id', r.get('patient_id', k))} left out: {Path(err.path).name}: {err.problem}")
             continue
         kept.append(k)
         brain = ct_brain_mask(hu)

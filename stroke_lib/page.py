@@ -25,7 +25,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from stroke_lib.paths import data_dir
+from stroke_lib.paths import REPO_ROOT, data_dir
 from stroke_lib.runtime import RunContext, versions
 
 DETERMINISM = (
@@ -43,9 +43,14 @@ def table_options() -> None:
 
 
 def record_location(path: Path) -> str:
-    """``path`` as the page shows it: relative to the data directory, never a machine path."""
+    """``path`` as the page shows it, never a machine path: relative to the data directory,
+    else to the checkout, else its name alone."""
     try:
         return f"<data directory>/{Path(path).relative_to(data_dir()).as_posix()}"
+    except ValueError:
+        pass
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
     except ValueError:
         return Path(path).name
 
@@ -63,7 +68,7 @@ RUN_RECORD = "run record (parameters, versions, timings, every metric with its i
 
 
 def chapter_opening(learn: Sequence[str], run: RunContext, parameters: dict[str, object],
-                    record: Path, record_is: str = RUN_RECORD) -> None:
+                    record: Path, record_is: str = RUN_RECORD, record_verb: str = "written to") -> None:
     """The opening every chapter shows, in one call.
 
     Args:
@@ -71,7 +76,8 @@ def chapter_opening(learn: Sequence[str], run: RunContext, parameters: dict[str,
         run: the resolved profile, device and seed (``runtime.start_run``).
         parameters: every parameter the chapter ran with, resolved (profile defaults
             filled in).
-        record: the folder or file where the chapter writes what ``record_is`` says.
+        record: the folder or file where the chapter writes what ``record_is`` says
+            (``record_verb``: "written to", or "read from" for a page that reads records).
     """
     table_options()
     bullets = "\n".join(f"- {item}" for item in learn)
@@ -82,8 +88,21 @@ def chapter_opening(learn: Sequence[str], run: RunContext, parameters: dict[str,
                                              "nibabel") if k in v)
     display(Markdown(
         f"Profile **{run.profile}** on **{run.device}**, seed {run.seed}. {DETERMINISM} "
-        f"Python {v['python']}; {stack}. The {record_is} is written to "
+        f"Python {v['python']}; {stack}. The {record_is} is {record_verb} "
         f"`{record_location(record)}`."))
+
+
+def left_out_notes(loader_rejects: pd.DataFrame | None, unreadable: Sequence[str] = ()) -> list[str]:
+    """One Markdown sentence per file a chapter could not use as it was: the loader's
+    rejects (``Cohort.rejects``: patient pseudonym, file, problem, action ``skipped`` or
+    ``repaired``), each by its file's name alone (folder names may carry the names or IDs
+    the loaders pseudonymise), and the scans a dataset builder left out
+    (``ArrayDataset.rejected``, already named so)."""
+    verbs = {"skipped": "Left out by the loader", "repaired": "Repaired by the loader"}
+    notes = [] if loader_rejects is None else [
+        f"**{verbs.get(r.action, r.action)}**: `{Path(str(r.file)).name}` of patient {r.patient_id}, {r.problem}"
+        for r in loader_rejects.itertuples()]
+    return notes + [f"**Left out**, a file that could not be used: {note}" for note in unreadable]
 
 
 def glue_figure(name: str, fig: plt.Figure) -> None:

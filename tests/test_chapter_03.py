@@ -37,12 +37,16 @@ def write_cq500_fixture(source: Path, dest: Path, copies: int = 2) -> list[int]:
 def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path):
     root = tmp_path / "cq500"
     majority = write_cq500_fixture(small_cohort, root)
+    cut = sorted((root / "CQ500CT3 CQ500CT3" / "Unknown Study" / "CT 5mm").glob("*.dcm"))[5]
+    cut.write_bytes(cut.read_bytes()[:2000])  # one slice cut short: its scan alone is left out
     params = {"profile": "smoke", "dataset": "cq500", "data_root": str(root), "epochs": 1, "folds": 2,
               "leak_seeds": 1, "n_bootstrap": 30, "ct_in_plane": 32}
     text = run_chapter_text("03_ctnet_ht", params, tmp_path / "03.ipynb")
     assert "**Proxy task**" in text and "any intracranial haemorrhage" in text
     assert "every patient of cq500 has one scan" in text and "Leak experiment skipped" in text
     assert "Reader's record and ceilings skipped" in text and "Localisation skipped" in text
+    assert f"**Left out by the loader**: `{cut.name}` of patient P-" in text and "truncated" in text
+    assert str(tmp_path) not in text and "CQ500CT3" not in text  # file names only, no folders
     record = json.loads((data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "results.json").read_text())
     cv = record["metrics"]["CTNet, 2-fold CV"]
     assert 0 <= cv["auc"]["estimate"] <= 1

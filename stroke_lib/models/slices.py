@@ -178,3 +178,15 @@ def slice_classifier(in_channels: int, classes: int, aggregation: Aggregation = 
     the smoke profile on 2 CPU cores), one neighbouring slice on each side as context."""
     widths, hidden = ((8, 16, 32), 16) if slim else ((32, 64, 128), 64)
     return SliceClassifier(in_channels, classes, aggregation, widths, context, hidden)
+
+
+def slice_windows(x: torch.Tensor, context: int = 1) -> torch.Tensor:
+    """Every slice of scans (N, C, X, Y, S) with ``context`` neighbours on each side, as
+    samples of a slice-labelled task: (N * S, C, X, Y, 2 * context + 1), scan by scan and
+    slice by slice (row n * S + s is slice s of scan n, its middle slice the slice
+    itself); beyond the scan's ends the neighbours are 0 (padding). The ``centre``
+    aggregation of ``SliceClassifier`` reads them."""
+    width = 2 * context + 1
+    padded = torch.nn.functional.pad(x, (context, context))
+    windows = padded.unfold(-1, width, 1)  # (N, C, X, Y, S, width)
+    return windows.permute(0, 4, 1, 2, 3, 5).reshape(-1, *x.shape[1:-1], width)
