@@ -174,7 +174,8 @@ else:
 #
 # The CT as read from the files (before brain extraction and resizing), one patient per
 # class, on the slice with most lesion (outlined), in the three windows that the RSNA
-# 2019 solutions stack as channels: brain (WC40/WW80), subdural (WC75/WW215) and bone
+# 2019 solutions stack as channels (on a dataset without lesion masks, one slice as the
+# model reads it, in the brain window, without an outline): brain (WC40/WW80), subdural (WC75/WW215) and bone
 # (WC600/WW2800). After brain extraction the bone window is nearly constant inside the
 # brain: a stack of three windows carries little more than the brain window there.
 # ```
@@ -601,7 +602,8 @@ else:
 # :alt: Grad-CAM of the reference CT model over axial slices of two test patients, the lesion outlined.
 #
 # Grad-CAM of the reference model over slices around the lesion of two test patients
-# chosen by lesion size (the largest and the median), brain window, lesion outlined.
+# chosen by lesion size (the largest and the median), brain window, lesion outlined; on a
+# dataset without lesion masks, the first two test scans, without an outline.
 # Whether the maps mean anything is in the tables above, not in this figure.
 # ```
 #
