@@ -7,7 +7,7 @@ PROFILE ?= auto
 FORCE ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install book html test cohort chapter clean
+.PHONY: install book html test cohort chapter benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install
 
 cohort: install
 	$(PY) -m stroke_lib cohort --profile $(PROFILE)
+
+# every benchmark, each writing its record into benchmarks/records (the appendix reads them)
+benchmarks: install
+	for b in training_loop models_speed mamba_scan loaders cohort_generation; do $(PY) benchmarks/$$b.py || exit 1; done
 
 # make chapter NAME=01_evaluation PARAMS="-p profile full -p seed 1"
 chapter: install

@@ -24,10 +24,13 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: its bars would mix with the figures
+
 import nibabel as nib
 import numpy as np
 import pydicom
 
+from stroke_lib.benchmark_records import write_benchmark
 from stroke_lib.data import CohortSpec, read_ct_series, read_nifti
 from stroke_lib.data.cohort import load_embedded
 from stroke_lib.data.synthetic import generate_cohort
@@ -53,8 +56,8 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--in-plane", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--record", default=None, help="folder of the record (default benchmarks/records)")
     args = parser.parse_args()
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the loaders' progress bars would mix with the figures
     from monai.transforms import LoadImage
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,14 +82,22 @@ def main() -> None:
             n_scans = len(load_embedded(root).table)
     print(f"{len(series)} CT series ({n_slices} slices, {args.in_plane} px), {len(dwis)} DWI files, "
           f"{os.cpu_count()} cores, best of {args.repeats}")
+    rows = []
     base = ct_s["plain pydicom (no checks)"]
     for k, s in ct_s.items():
+        rows.append({"format": "CT (DICOM)", "reader": k, "seconds": s, "per second": n_slices / s, "unit": "slices",
+                     "x plain library's time": s / base})
         print(f"  CT   {k:34s} {n_slices / s:8.0f} slices/s  {s / base:5.2f}x plain pydicom's time")
     base = mr_s["plain nibabel get_fdata"]
     for k, s in mr_s.items():
+        rows.append({"format": "DWI (NIfTI)", "reader": k, "seconds": s, "per second": len(dwis) / s, "unit": "files",
+                     "x plain library's time": s / base})
         print(f"  NIfTI {k:33s} {len(dwis) / s:8.1f} files/s   {s / base:5.2f}x plain nibabel's time")
+    rows.append({"format": "cohort table", "reader": "load_embedded", "seconds": cohort_s, "per second": n_scans / cohort_s,
+                 "unit": "scans", "x plain library's time": None})
     print(f"  load_embedded (load_dataset('synthetic')): {cohort_s:.2f} s for {n_scans} scans, "
           f"{1000 * cohort_s / n_scans:.0f} ms per scan")
+    write_benchmark("loaders", rows, "cpu", vars(args), args.record)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Benchmark: training steps/s and samples/s of ``train.fit`` against the MONAI-tutorial loop.
 
-    python benchmarks/training_loop.py [--samples 16] [--epochs 2] [--repeats 2] [--models NAME ...]
+    python benchmarks/training_loop.py [--samples 16] [--epochs 2] [--repeats 2] [--models NAME ...] [--size smoke|full]
 
-Same networks (the slim chapter-01 baselines and slim TRACT-NET, one input channel as the
-chapters read DWI alone), same random data at the smoke input (1 x 48^3), same batch (8),
+Same networks (the slim chapter-01 baselines and slim TRACT-NET at 1 x 48^3, one input
+channel as the chapters read DWI alone; slim CTNet at 56 x 32 x 32, the 28 slices of two
+windows as channels; the slim slice CNN + GRU of chapter 04 at 3 x 32 x 32 x 14; MONAI's
+SE-ResNeXt-50 in 2D, paper 004's network, at 3 x 64 x 64), same random data at each
+network's smoke input (``--size full``: the full profile's inputs, for a GPU; its record
+is ``training_loop_full``), same batch (8),
 same augmentation (``stroke_lib.datasets.augmentation``), same optimiser (AdamW), the
 same validation pass over 4 rows after every epoch, measured side by side in one run after
 one untimed forward and backward pass of each network:
@@ -22,6 +26,7 @@ Each figure is the fastest of ``--repeats`` whole runs (``--epochs`` epochs, for
 runs the compilation included), the loops taking turns so that a shared machine's load
 falls on both alike, divided into its steps; the ratio is against the tutorial loop of
 the same network. Peak memory is CUDA's ``max_memory_allocated`` (not measured on CPU).
+The rows go into the benchmark record (``stroke_lib.benchmark_records``).
 """
 
 from __future__ import annotations
@@ -31,22 +36,33 @@ import time
 
 import numpy as np
 import torch
+from monai.networks.nets import SEResNext50
 from monai.utils import convert_to_tensor
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from stroke_lib.benchmark_records import device_name, write_benchmark
 from stroke_lib.datasets import augmentation
-from stroke_lib.models import baseline, tractnet
+from stroke_lib.models import baseline, ctnet, slice_classifier, tractnet
 from stroke_lib.train import TrainConfig, fit, predict
 
+#: name -> (factory, input (C, *spatial) at the smoke profile's size, at the full one).
 NETWORKS = {
-    "densenet-slim": lambda: baseline("densenet", 1, slim=True),
-    "resnet10-slim": lambda: baseline("resnet10", 1, slim=True),
-    "tractnet-slim": lambda: tractnet(1, slim=True),
+    "densenet-slim": (lambda: baseline("densenet", 1, slim=True), (1, 48, 48, 48), (1, 128, 128, 64)),
+    "resnet10-slim": (lambda: baseline("resnet10", 1, slim=True), (1, 48, 48, 48), (1, 128, 128, 64)),
+    "tractnet-slim": (lambda: tractnet(1, slim=True), (1, 48, 48, 48), (1, 128, 128, 64)),
+    "ctnet-slim": (lambda: ctnet(56, slim=True), (56, 32, 32), (56, 128, 128)),
+    "cnn-gru-slim": (lambda: slice_classifier(3, 1, "gru", slim=True), (3, 32, 32, 14), (3, 128, 128, 14)),
+    "se-resnext50-2d": (lambda: SEResNext50(spatial_dims=2, in_channels=3, num_classes=1, pretrained=False),
+                        (3, 64, 64), (3, 256, 256)),
 }
-SMOKE_INPUT = (48, 48, 48)
 BATCH = 8
 VALIDATION_ROWS = 4
+
+
+def augment_for(x: torch.Tensor):
+    """The book's augmentation for inputs shaped like ``x`` (N, C, *spatial), 2D or 3D."""
+    return augmentation(spatial_dims=x.ndim - 2, spatial_size=tuple(x.shape[2:]))
 
 
 class AugmentedTensors(Dataset):
@@ -55,7 +71,7 @@ class AugmentedTensors(Dataset):
 
     def __init__(self, x: torch.Tensor, y: np.ndarray, seed: int) -> None:
         self.x, self.y = x, torch.as_tensor(y, dtype=torch.float32)
-        self.augment = augmentation()
+        self.augment = augment_for(x)
         self.augment.set_random_state(seed=seed)
 
     def __len__(self) -> int:
@@ -93,9 +109,9 @@ def warm_up(name: str, x: torch.Tensor, device: str) -> None:
     """One untimed forward and backward pass of a batch, so that neither loop pays the
     first-call costs (kernel selection, allocator growth) the other does not."""
     torch.manual_seed(0)
-    model = NETWORKS[name]().to(device).train()
+    model = NETWORKS[name][0]().to(device).train()
     model(x[:BATCH].to(device)).sum().backward()
-    augmentation()(x[0])
+    augment_for(x)(x[0])
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -103,7 +119,7 @@ def warm_up(name: str, x: torch.Tensor, device: str) -> None:
 def run(name: str, loop: str, x: torch.Tensor, y: np.ndarray, epochs: int, device: str, workers: int) -> dict:
     """One network trained by one loop: steps, seconds, steps/s, samples/s, peak memory."""
     torch.manual_seed(0)
-    model = NETWORKS[name]()
+    model = NETWORKS[name][0]()
     x_tr, y_tr, x_val, y_val = x[VALIDATION_ROWS:], y[VALIDATION_ROWS:], x[:VALIDATION_ROWS], y[:VALIDATION_ROWS]
     if device == "cuda":
         torch.cuda.synchronize()
@@ -113,7 +129,7 @@ def run(name: str, loop: str, x: torch.Tensor, y: np.ndarray, epochs: int, devic
         steps = tutorial_loop(model, x_tr, y_tr, x_val, epochs, device, workers)
     else:
         config = TrainConfig(epochs=epochs, patience=epochs, lr=1e-3, batch_size=BATCH, device=device,
-                             progress=False, augment=augmentation(), compile=False if "no compile" in loop else None)
+                             progress=False, augment=augment_for(x), compile=False if "no compile" in loop else None)
         fit(model, x_tr, y_tr, x_val, y_val, config)
         steps = epochs * (len(y_tr) // BATCH)
     if device == "cuda":
@@ -131,29 +147,34 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each loop; the fastest is shown")
     parser.add_argument("--models", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--workers", type=int, default=None, help="tutorial DataLoader workers (CPU 0, CUDA 4)")
+    parser.add_argument("--size", choices=("smoke", "full"), default="smoke", help="the profiles' input sizes")
+    parser.add_argument("--record", default=None, help="folder of the record (default benchmarks/records)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     workers = args.workers if args.workers is not None else (4 if device == "cuda" else 0)
-    g = torch.Generator().manual_seed(0)
     n = args.samples - args.samples % BATCH + VALIDATION_ROWS
-    x = torch.randn(n, 1, *SMOKE_INPUT, generator=g)
     y = np.arange(n) % 2
     loops = ["tutorial", "fit"] + (["fit, no compile"] if device == "cuda" else [])
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; input 1x{'x'.join(map(str, SMOKE_INPUT))}, batch {BATCH}, "
-          f"{n - VALIDATION_ROWS} training rows, {args.epochs} epochs, tutorial workers {workers}, "
-          f"fastest of {args.repeats} runs")
-    print(f"{'network':<15} {'loop':<16} {'steps':>5} {'seconds':>8} {'steps/s':>8} {'samples/s':>9} "
+    print(f"device: {device_name(device)}; batch {BATCH}, {n - VALIDATION_ROWS} training rows, {args.epochs} epochs, "
+          f"tutorial workers {workers}, fastest of {args.repeats} runs")
+    print(f"{'network':<15} {'input':<12} {'loop':<16} {'steps':>5} {'seconds':>8} {'steps/s':>8} {'samples/s':>9} "
           f"{'x tutorial':>10} {'peak MiB':>9}")
+    records = []
     for net in args.models:
+        shape = NETWORKS[net][1 if args.size == "smoke" else 2]
+        x = torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
         warm_up(net, x, device)
         runs = [[run(net, loop, x, y, args.epochs, device, workers) for loop in loops]
                 for _ in range(args.repeats)]
         rows = [min((r[i] for r in runs), key=lambda r: r["seconds"]) for i in range(len(loops))]
         for r in rows:
-            print(f"{r['network']:<15} {r['loop']:<16} {r['steps']:>5} {r['seconds']:>8.2f} {r['steps/s']:>8.3f} "
-                  f"{r['samples/s']:>9.2f} {r['steps/s'] / rows[0]['steps/s']:>10.2f} {r['peak MiB']:>9.0f}",
+            r |= {"input": "x".join(map(str, shape)), "x tutorial": r["steps/s"] / rows[0]["steps/s"]}
+            print(f"{r['network']:<15} {r['input']:<12} {r['loop']:<16} {r['steps']:>5} {r['seconds']:>8.2f} "
+                  f"{r['steps/s']:>8.3f} {r['samples/s']:>9.2f} {r['x tutorial']:>10.2f} {r['peak MiB']:>9.0f}",
                   flush=True)
+        records += rows
+    write_benchmark("training_loop" if args.size == "smoke" else "training_loop_full", records, device, vars(args),
+                    args.record)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ object of everything the executed notebook depends on:
   RSNA's ``stage_2_train.csv``); images are not hashed (hundreds of GB), so a dataset
   whose images change under unchanged label tables needs ``FORCE=1``. The embedded cohort
   is a deterministic function of its parameters (``seed``, ``n_subjects``, ``in_plane``,
-  already in ``parameters``) and of the generator's code (in ``code``);
+  already in ``parameters``) and of the generator's code (in ``code``). A chapter with a
+  ``records`` parameter (the reproducibility appendix) also depends on the SHA-256 of
+  each benchmark record in that folder (default ``benchmark_records.RECORD_DIR``);
 - ``versions``: Python and the main packages (``stroke_lib.runtime.versions``).
 
 The record is a small JSON beside the executed notebook, ``NAME.cache.json``: the key,
@@ -70,9 +72,15 @@ def resolved_parameters(declared: dict[str, dict[str, str]], parameters: dict[st
 
 
 def data_fingerprint(parameters: dict[str, object]) -> dict[str, object]:
-    """What the chapter's data is: the data directory, and for a real dataset its folder
-    and the hashes of its top-level label tables (``*.tsv``, ``*.csv``)."""
+    """What the chapter's data is: the data directory, for a real dataset its folder and
+    the hashes of its top-level label tables (``*.tsv``, ``*.csv``), and for a chapter
+    with a ``records`` parameter the hashes of the benchmark records it reads."""
+    from stroke_lib.benchmark_records import RECORD_DIR
+
     out: dict[str, object] = {"data_dir": str(data_dir())}
+    if "records" in parameters:
+        folder = Path(str(parameters["records"]).strip("'\"") or RECORD_DIR)
+        out["benchmark_records"] = {p.name: file_hash(p) for p in sorted(folder.glob("*.json"))}
     dataset = str(parameters.get("dataset", "synthetic")).strip("'\"")
     if dataset != "synthetic":
         root_param = str(parameters.get("data_root", "")).strip("'\"")
