@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from stroke_lib.benchmark_records import RECORD_DIR, read_benchmarks
+from stroke_lib.benchmark_records import RECORD_DIR, measured_on_gpu, read_benchmarks
 from stroke_lib.page import chapter_opening, record_location
 from stroke_lib.runtime import start_run
 
@@ -58,7 +58,7 @@ if names:
                            "torch": found[n].get("versions", {}).get("torch", "-"), "command": found[n].get("command", "-")}
                           for n in names]).set_index("benchmark"))
 missing = [n for n in ORDER if n not in found]
-gpu = [n for n in names if str(found[n]["device"]).startswith("cuda")]
+gpu = [n for n in names if measured_on_gpu(found[n])]
 lines = [f"**No record** of {', '.join(f'`{n}`' for n in missing)}: run `python benchmarks/{missing[0]}.py` "
          "(or `make benchmarks` for all) and rebuild the book." if missing else ""]
 lines.append(f"Measured on a GPU: {', '.join(f'`{n}`' for n in gpu)}. Every other figure on this page is a CPU "
@@ -123,7 +123,7 @@ for name, size in (("training_loop", "smoke"), ("training_loop_full", "full")):
     loop = show(name)
     if loop is not None:
         fits = loop[loop["loop"] == "fit"]
-        on_gpu = str(found[name]["device"]).startswith("cuda")
+        on_gpu = measured_on_gpu(found[name])
         display(Markdown(
             f"At the {size} profile's inputs on {found[name]['device_name']}, `fit`'s steps per second against the "
             "tutorial loop's: " + ", ".join(f"{r['network']} {r['x tutorial']:.2f}" for _, r in fits.iterrows())

@@ -33,6 +33,11 @@ def device_name(device: str) -> str:
     return f"CPU, {torch.get_num_threads()} threads"
 
 
+def measured_on_gpu(record: dict) -> bool:
+    """Whether a benchmark record's figures were measured on a GPU."""
+    return str(record["device"]).startswith("cuda")
+
+
 def write_benchmark(name: str, rows: list[dict], device: str, settings: dict | None = None,
                     folder: Path | None = None) -> Path:
     """Write the record of benchmark ``name`` (its printed rows) into ``folder``

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from stroke_lib import cache
-from stroke_lib.benchmark_records import read_benchmarks, write_benchmark
+from stroke_lib.benchmark_records import measured_on_gpu, read_benchmarks, write_benchmark
 from stroke_lib.paths import REPO_ROOT
 from tests.conftest import run_chapter_text
 
@@ -22,6 +22,7 @@ def test_a_record_reads_back_and_a_bad_file_is_named_without_hiding_the_others(t
     record = found["mamba_scan"]
     assert record["rows"] == rows and record["device"] == "cpu" and record["device_name"].startswith("CPU")
     assert record["settings"] == {"repeats": 3} and "torch" in record["versions"]
+    assert not measured_on_gpu(record) and measured_on_gpu({**record, "device": "cuda:1"})
     assert sorted(b.split(" ")[0] for b in bad) == ["broken.json", "other.json"]
     assert "not a benchmark record" in next(b for b in bad if b.startswith("other.json"))
 
