@@ -23,6 +23,14 @@ mode and says so in ``FitResult.extras``). Both draw the same batches from the s
 random streams, so on CPU they give the same weights. bf16 autocast on CUDA is ``amp``,
 on either path.
 
+Data that does not fit in memory (``stroke_lib.disk_cache``) comes in as a map-style
+``torch.utils.data.Dataset`` of ``(x, y)`` rows in place of the tensors: a ``DataLoader``
+with ``TrainConfig.workers`` worker processes reads its rows, drawing the same batches
+from the same generator as the tensors' loader, so on CPU the weights are the same as
+from the same rows in memory. On the fast path a dataset keeps the on-device loss sum,
+``torch.compile`` and autocast, and reads into pinned memory on CUDA; keeping the inputs
+on the device and channels-last are for tensors.
+
 Under ``torchrun`` (a process group of more than one process, see
 ``stroke_lib.distributed``) ``fit`` trains data-parallel and ``cross_validate`` spreads
 its folds over the processes.
@@ -39,6 +47,7 @@ import logging
 import os
 import random
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +61,7 @@ from monai.utils import convert_to_tensor
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from stroke_lib import distributed
@@ -184,6 +193,8 @@ class TrainConfig:
             toolchain and compiles for longer than a smoke run trains).
         ddp: train data-parallel when a process group exists (torchrun); the global batch
             ``batch_size`` is split evenly over the processes.
+        workers: ``DataLoader`` worker processes reading a dataset input (0: the main
+            process reads); tensor inputs ignore it. The batches do not depend on it.
     """
 
     epochs: int = 10
@@ -206,6 +217,7 @@ class TrainConfig:
     ddp: bool = True
     classes: int = 2
     softmax: bool = False
+    workers: int = 0
 
     @property
     def binary(self) -> bool:
@@ -261,16 +273,24 @@ def _autocast(device: torch.device, amp: bool):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 16, device: str = "auto",
-            amp: bool = True) -> np.ndarray:
+def predict(model: nn.Module, x: torch.Tensor | Dataset, batch_size: int = 16, device: str = "auto",
+            amp: bool = True, workers: int = 0) -> np.ndarray:
     """Probabilities for inputs ``x`` (N, C, *spatial): the positive class's (N,) for a model
-    with one logit, the softmax over classes (N, K) for one with K > 1 logits."""
+    with one logit, the softmax over classes (N, K) for one with K > 1 logits.
+
+    ``x`` may also be a map-style dataset of ``(x, y)`` rows (``stroke_lib.disk_cache``),
+    read in order by a ``DataLoader`` with ``workers`` worker processes."""
     dev = _device(device)
     model = model.to(dev).eval()
+    if isinstance(x, torch.Tensor):
+        batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+    else:  # its own generator: reading draws no number from the global random stream
+        batches = (xb for xb, _ in DataLoader(x, batch_size=batch_size, num_workers=workers,
+                                              pin_memory=dev.type == "cuda", generator=torch.Generator()))
     out = []
-    for i in range(0, len(x), batch_size):
+    for xb in batches:
         with _autocast(dev, amp):
-            logits = model(x[i : i + batch_size].to(dev, non_blocking=True)).float()
+            logits = model(xb.to(dev, non_blocking=True)).float()
         out.append(torch.sigmoid(logits.reshape(-1)) if logits.shape[-1] == 1 or logits.dim() == 1
                    else torch.softmax(logits, dim=1))
     return torch.cat(out).cpu().numpy()  # one device-to-host copy
@@ -311,9 +331,9 @@ class _Forward:
 
 def fit(
     model: nn.Module,
-    x_train: torch.Tensor,
+    x_train: torch.Tensor | Dataset,
     y_train: np.ndarray,
-    x_val: torch.Tensor,
+    x_val: torch.Tensor | Dataset,
     y_val: np.ndarray,
     config: TrainConfig = TrainConfig(),
 ) -> FitResult:
@@ -325,9 +345,13 @@ def fit(
     unweighted cross-entropy and ``val_auc`` the macro one-vs-rest AUC.
 
     Args:
-        x_train, x_val: float tensors (N, C, *spatial), already preprocessed.
+        x_train, x_val: float tensors (N, C, *spatial), already preprocessed, or map-style
+            datasets of ``(x, y)`` rows (x float32 (C, *spatial); for example a
+            ``stroke_lib.disk_cache.DiskCacheDataset``), read with ``config.workers``
+            ``DataLoader`` workers; a dataset's labels are the ones trained on.
         y_train, y_val: labels (N,) in {0, 1} (or booleans), or class indices 0..K-1 with
-            K classes; anything else raises.
+            K classes; anything else raises. With a dataset, its labels in its order:
+            they give the loss weights and the validation loss.
 
     ``history`` has one row per epoch: train_loss is the mean loss over the rows actually
     trained on that epoch (the last, incomplete batch is dropped when there is more than
@@ -340,7 +364,9 @@ def fit(
     ``FitResult.extras["checkpoint_notes"]`` (a list of sentences, empty when nothing did)
     and logged at WARNING level by this module's logger; no Python warning is raised.
     ``extras["path"]`` says which path ran ("plain" or "fast", with its parts), and
-    ``extras["compile_notes"]`` why torch.compile was dropped, if it was.
+    ``extras["compile_notes"]`` why torch.compile was dropped, if it was, and
+    ``extras["samples_per_s"]`` the training rows per second over the epochs this call ran
+    (reading and training steps, all processes; not validation or checkpoints).
 
     Data-parallel (``config.ddp`` and a process group, see ``stroke_lib.distributed``):
     each process trains on ``batch_size / world size`` rows of every global batch drawn
@@ -361,7 +387,11 @@ def fit(
     if isinstance(augment, Randomizable):
         augment.set_random_state(seed=config.seed + rank)
     model = model.to(dev)
-    channels_last = fast and x_train.dim() == 5
+    for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        if len(x) != len(y):
+            raise ValueError(f"x_{name} has {len(x)} rows and y_{name} {len(y)} labels")
+    streamed = not isinstance(x_train, torch.Tensor)  # rows (x, y) of a dataset, read by a DataLoader
+    channels_last = fast and not streamed and x_train.dim() == 5
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     binary = config.binary
@@ -369,27 +399,26 @@ def fit(
     y_tr = torch.as_tensor(_labels(y_train, config.classes, "y_train"), dtype=label_dtype)
     y_va = torch.as_tensor(_labels(y_val, config.classes, "y_val"), dtype=label_dtype)
     gen = torch.Generator().manual_seed(config.seed)
-    resident = fast and _fits_on(dev, x_train, x_val)
+    resident = fast and not streamed and isinstance(x_val, torch.Tensor) and _fits_on(dev, x_train, x_val)
     if resident:  # moved to the device once
         x_train, x_val = x_train.to(dev, non_blocking=True), x_val.to(dev, non_blocking=True)
+    pin = dev.type == "cuda" and not resident
+    indexed = (fast or parallel) and not streamed  # batches of indices into the tensors
+    rows = x_train if streamed else range(len(y_tr)) if indexed else TensorDataset(x_train, y_tr)
+    reading = {"num_workers": config.workers, "pin_memory": pin} if streamed else {}
     if parallel:
         if config.batch_size % world:
             raise ValueError(f"batch_size {config.batch_size} does not split evenly over {world} processes")
         sampler = DistributedSampler(range(len(y_tr)), num_replicas=world, rank=rank, shuffle=True,
                                      seed=config.seed, drop_last=True)
         per_rank = config.batch_size // world
-        loader = DataLoader(range(len(y_tr)), batch_size=per_rank, sampler=sampler,
-                            drop_last=len(sampler) > per_rank)
-    elif fast:  # batches of indices, drawn exactly as the plain loader draws its rows
+        loader = DataLoader(rows, batch_size=per_rank, sampler=sampler, drop_last=len(sampler) > per_rank,
+                            **reading)
+    else:  # indices, a dataset's rows or the tensors' rows: one draw of the same generator
         sampler = None
-        loader = DataLoader(range(len(y_tr)), batch_size=config.batch_size, shuffle=True, generator=gen,
-                            drop_last=len(y_tr) > config.batch_size)
-    else:
-        sampler = None
-        loader = DataLoader(TensorDataset(x_train, y_tr), batch_size=config.batch_size,
-                            shuffle=True, generator=gen, drop_last=len(y_tr) > config.batch_size)
+        loader = DataLoader(rows, batch_size=config.batch_size, shuffle=True, generator=gen,
+                            drop_last=len(y_tr) > config.batch_size, **reading)
     y_dev = y_tr.to(dev)
-    pin = dev.type == "cuda" and not resident
     loss_fn = _loss(y_tr, config, dev)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.cosine else None
@@ -420,6 +449,7 @@ def fit(
 
     bar = tqdm(range(start, config.epochs), desc="epochs", disable=not config.progress or rank > 0,
                leave=False)
+    trained, seconds = 0, 0.0  # training rows and seconds over the epochs run: samples_per_s
     for epoch in bar:
         if epoch - best_epoch > config.patience and best_epoch >= 0:
             break
@@ -428,14 +458,15 @@ def fit(
         wrapped.train()
         lr = opt.param_groups[0]["lr"]
         total, n_used = (torch.zeros((), dtype=torch.float64, device=dev), 0) if fast or parallel else (0.0, 0)
+        started = time.perf_counter()
         for batch in loader:
-            if fast or parallel:
+            if indexed:
                 idx = batch
                 xb = x_train[idx.to(x_train.device)]
                 xb = (xb.pin_memory() if pin else xb).to(dev, non_blocking=True)
                 yb = y_dev[idx.to(dev)]
             else:
-                xb, yb = batch[0].to(dev), batch[1].to(dev)
+                xb, yb = batch[0].to(dev, non_blocking=pin), batch[1].to(dev, label_dtype)
             if augment is not None:
                 xb = torch.stack([convert_to_tensor(augment(sample), track_meta=False) for sample in xb])
             if channels_last:
@@ -458,11 +489,13 @@ def fit(
             total, n_used = counts[0], counts[1]
             for buffer in model.buffers():
                 torch.distributed.broadcast(buffer, 0)
-        train_loss = float(total) / float(n_used)
+        train_loss = float(total) / float(n_used)  # reads the device's sum: the epoch's steps are done
+        seconds += time.perf_counter() - started
+        trained += int(n_used)
         if sched is not None:
             sched.step()
         rng = _rng_state(gen)  # evaluation must not change the training random stream
-        p_val = predict(model, x_val, config.batch_size, str(dev), config.amp)
+        p_val = predict(model, x_val, config.batch_size, str(dev), config.amp, config.workers)
         val_loss, val_auc = _validation(p_val, y_va, binary)
         _set_rng_state(rng, gen)
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
@@ -493,10 +526,13 @@ def fit(
         ("inputs on the device", resident), ("channels-last", channels_last),
         ("torch.compile", forward.compiled is not None), ("bf16 autocast", config.amp and dev.type == "cuda"))
         if on) + ")") if fast else "plain"
+    if streamed:
+        path += f", rows from a dataset ({config.workers} DataLoader workers)"
     if parallel:
         path += f", data-parallel on {world} processes"
     return FitResult(model=model, history=pd.DataFrame(history), best_epoch=best_epoch + 1, device=str(dev),
-                     extras={"checkpoint_notes": notes, "path": path, "compile_notes": compile_notes})
+                     extras={"checkpoint_notes": notes, "path": path, "compile_notes": compile_notes,
+                             "samples_per_s": trained / seconds if seconds else float("nan")})
 
 
 def _loss(y: torch.Tensor, config: TrainConfig, dev: torch.device) -> nn.Module:
