@@ -36,7 +36,7 @@ cohort: install
 
 # every benchmark, each writing its record into benchmarks/records (the appendix reads them)
 benchmarks: install
-	for b in training_loop models_speed mamba_scan loaders cohort_generation; do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in training_loop models_speed mamba_scan loaders cohort_generation disk_cache; do $(PY) benchmarks/$$b.py || exit 1; done
 
 # make chapter NAME=01_evaluation PARAMS="-p profile full -p seed 1"
 chapter: install

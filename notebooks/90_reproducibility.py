@@ -51,7 +51,7 @@ found, bad = read_benchmarks(folder)
 # ## Where and when each benchmark ran
 
 # %%
-ORDER = ["training_loop", "models_speed", "mamba_scan", "loaders", "cohort_generation"]
+ORDER = ["training_loop", "models_speed", "mamba_scan", "loaders", "cohort_generation", "disk_cache"]
 names = [n for n in ORDER if n in found] + sorted(set(found) - set(ORDER))
 if names:
     display(pd.DataFrame([{"benchmark": n, "device": found[n]["device_name"], "date (UTC)": found[n].get("date", "-"),
@@ -77,6 +77,7 @@ COLUMNS = {
     "mamba_scan": ["length", "scan", "seconds", "tokens/s", "x loop", "max |diff|"],
     "loaders": ["reader", "format", "unit", "per second", "seconds", "x plain library's time"],
     "cohort_generation": ["workers", "wall s", "CPU s", "subjects/s", "x first", "MiB"],
+    "disk_cache": ["task", "source", "workers", "slices/s", "x memory"],
 }
 COLUMNS["training_loop_full"] = COLUMNS["training_loop"]
 
@@ -188,6 +189,18 @@ if cohort is not None:
         f"{found['cohort_generation']['settings'].get('subjects', '?')} subjects: "
         + ", ".join(f"{int(r['workers'])} worker(s) {r['subjects/s']:.2f} subjects/s ({r['x first']:.2f}x)"
                     for _, r in cohort.iterrows()) + f", on {found['cohort_generation']['device_name']}."))
+
+# %% [markdown]
+# ## Training from the on-disk slice cache
+#
+# `benchmarks/disk_cache.py` writes the same random 2D slices into the on-disk cache of
+# `stroke_lib.disk_cache` (float16, memory-mapped), then reads them through a
+# `DataLoader` and trains a small 2D network with `train.fit` from the cache and from
+# tensors in memory; "x memory" is the speed against the same task from memory. The cache
+# had just been written, so it was read from the operating system's page cache, not the disk.
+
+# %%
+disk = show("disk_cache")
 
 # %% [markdown]
 # ## Try it yourself
