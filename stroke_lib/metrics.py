@@ -452,6 +452,9 @@ def metrics_table(
     denominators = {"sensitivity": y == 1, "specificity": y == 0, "ppv": called, "npv": ~called,
                     "accuracy": np.ones(len(y), bool),
                     "weighted_recall": np.ones(len(y), bool)}  # = accuracy: a share of all patients
+    # every metric from the same replicates (those bootstrap_ci would draw with this seed)
+    replicates = pd.DataFrame([binary_metrics(y[idx], score[idx], threshold)
+                               for idx in patient_bootstrap(y, groups, n_boot, seed)])
     rows = []
     for name in METRIC_ORDER:
         rows_in = denominators.get(name)
@@ -463,10 +466,12 @@ def metrics_table(
                 rows.append({"metric": name, "estimate": point[name], "lower": lo, "upper": hi, "method": method})
                 continue
 
-        def stat(yy: np.ndarray, ss: np.ndarray, name: str = name) -> float:
-            return binary_metrics(yy, ss, threshold)[name]
+        values = replicates[name].to_numpy()
+        values = values[np.isfinite(values)]
         try:
-            est, lo, hi = bootstrap_ci(y, score, groups, stat, n_boot=n_boot, seed=seed)
+            if not values.size:
+                raise UndefinedMetricError("the statistic is undefined in every bootstrap replicate")
+            est, (lo, hi) = point[name], (float(v) for v in np.quantile(values, [0.025, 0.975]))
             method = "patient bootstrap"
             if rows_in is not None and lo == hi:
                 # e.g. the accuracy of a model that calls everyone negative: the stratified
