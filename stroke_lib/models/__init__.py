@@ -7,6 +7,8 @@
   its 2D models take (B, C, X, Y) with the slices as channels.
 - ``slices``: a 2D CNN over every slice, then mean, max or attention pooling or a
   bidirectional GRU/LSTM across the slices (chapter 04); inputs (B, C, X, Y, S), K logits.
+- ``seresnext``: MONAI's SE-ResNeXt-50 in 2D (and a slim variant with the same stage
+  names), frozen by depth ``layer0`` ... ``layer4`` (paper 004, chapter 05).
 - ``mamba``: Mamba on any machine (mamba-ssm's CUDA kernels or pure PyTorch, the same
   parameters) and the Mamba bottleneck for 3D maps.
 
@@ -20,6 +22,7 @@ from stroke_lib.models import baselines, ctnet as _ctnet, slices as _slices, tra
 from stroke_lib.models.baselines import baseline
 from stroke_lib.models.ctnet import CTNet, correlation_cnn, ctnet, plain_cnn
 from stroke_lib.models.mamba import Mamba, MambaBottleneck, mamba_backends
+from stroke_lib.models.seresnext import SEResNeXt, seresnext
 from stroke_lib.models.slices import SliceClassifier, slice_classifier
 from stroke_lib.models.tractnet import TractNet, tractnet
 
@@ -32,5 +35,6 @@ GRADCAM_LAYERS = {**baselines.GRADCAM_LAYERS, "tractnet": _tractnet.GRADCAM_LAYE
 TOP_LAYERS = {**baselines.TOP_LAYERS, "tractnet": _tractnet.TOP_LAYERS, "ctnet": _ctnet.TOP_LAYERS,
               "correlation_cnn": _ctnet.CORRELATION_TOP_LAYERS, "slices": _slices.TOP_LAYERS}
 
-__all__ = ["CTNet", "GRADCAM_LAYERS", "TOP_LAYERS", "Mamba", "MambaBottleneck", "SliceClassifier", "TractNet",
-           "baseline", "correlation_cnn", "ctnet", "mamba_backends", "plain_cnn", "slice_classifier", "tractnet"]
+__all__ = ["CTNet", "GRADCAM_LAYERS", "TOP_LAYERS", "Mamba", "MambaBottleneck", "SEResNeXt", "SliceClassifier",
+           "TractNet", "baseline", "correlation_cnn", "ctnet", "mamba_backends", "plain_cnn", "seresnext",
+           "slice_classifier", "tractnet"]
