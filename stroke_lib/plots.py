@@ -416,3 +416,66 @@ def lesion_volumes(measured_ml: np.ndarray, nihss: np.ndarray, cutoff: int, site
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def region_crops(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                 windows: Sequence[tuple[float, float]], title: str) -> plt.Figure:
+    """Region crops as the region classifiers read them: one row per crop, one column per
+    slice of the lesion concatenation in each window; on the target slice the region is
+    outlined in orange and the lesions in their ``LESION_STYLES`` colours.
+
+    Args:
+        rows: (label, crop (S, H, W) in HU, slice S // 2 the target; region mask (H, W);
+            lesion labels on the target slice (H, W)).
+        windows: (centre, width) in HU.
+    """
+    n_slices = rows[0][1].shape[0]
+    fig, axes = plt.subplots(len(rows) * len(windows), n_slices, squeeze=False,
+                             figsize=(1.5 * n_slices + 0.6, 1.6 * len(rows) * len(windows) + 0.6))
+    drawn: set[int] = set()
+    for i, (label, crop, region, lesion) in enumerate(rows):
+        for j, (centre, width) in enumerate(windows):
+            line = axes[i * len(windows) + j]
+            volume = np.moveaxis(crop, 0, -1)  # (X, Y, S)
+            for s, ax in enumerate(line):
+                ax.imshow(axial(volume, s), cmap="gray", vmin=centre - width / 2, vmax=centre + width / 2)
+                if s == n_slices // 2:
+                    ax.contour(axial(region[:, :, None].astype(float), 0), levels=[0.5], colors=["#E69F00"],
+                               linewidths=0.8)
+                    for value, (_, colour) in LESION_STYLES.items():
+                        if (lesion == value).any():
+                            ax.contour(axial((lesion == value)[:, :, None].astype(float), 0), levels=[0.5],
+                                       colors=[colour],
+                                       linewidths=1.0, linestyles="dashed")
+                            drawn.add(value)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                offset = s - n_slices // 2
+                if i == 0 and j == 0:
+                    ax.set_title("target slice" if offset == 0 else f"slice {offset:+d}", fontsize=8)
+            line[0].set_ylabel(f"{label}\nWC{centre:g}/WW{width:g}", fontsize=8)
+    fig.suptitle(f"{title}\n(axial, {RADIOLOGICAL}; region outlined in orange, lesions dashed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    _lesion_legend(fig, drawn)
+    return fig
+
+
+def score_distributions(scores: dict[str, tuple[np.ndarray, np.ndarray]], title: str,
+                        classes: tuple[str, str] = ("intact", "infarct")) -> plt.Figure:
+    """The predicted values of each model on its test rows, split by true class (the
+    distribution of predicted values per freezing depth, Jung and Whangbo's Fig. 13).
+
+    Args:
+        scores: model label -> (y (N,) in {0, 1}, score (N,) in [0, 1]).
+    """
+    frame = pd.concat([pd.DataFrame({"model": label, "predicted value": s,
+                                     "true class": np.where(np.asarray(y) == 1, classes[1], classes[0])})
+                       for label, (y, s) in scores.items()])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(scores) + 1.5), 3.6))
+    sns.violinplot(data=frame, x="model", y="predicted value", hue="true class", split=True, inner="quart",
+                   cut=0, density_norm="width", ax=ax, palette=["#0072B2", "#D55E00"])
+    ax.set(ylim=(0, 1), xlabel="", title=title)
+    ax.tick_params(axis="x", labelsize=8, rotation=20)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig

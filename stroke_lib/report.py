@@ -100,6 +100,35 @@ def paper_vs_study(paper: str, cohort: str, ours: pd.DataFrame, label: str) -> p
     return pd.DataFrame(rows).set_index(["published metric", "our metric"])
 
 
+def paper_table(paper: str, ours: dict[str, pd.DataFrame], label: str,
+                metrics: list[str] | None = None) -> pd.DataFrame:
+    """A published table beside ours, one row per published cohort (a row of the paper's
+    table) found in ``ours``: for each published metric, the paper's value and our metric
+    of the same definition (the first key of its ``ours``) with its 95% interval.
+
+    Args:
+        ours: published cohort -> our ``metrics_table`` for that row.
+        label: what our columns are (say "synthetic" there).
+        metrics: the published metrics to show, in order (None: all the paper has).
+    """
+    pub = published(paper)
+    pub = pub[pub.cohort.isin(list(ours))]
+    if pub.empty:
+        raise KeyError(f"{PUBLISHED}: {paper} has none of the rows {sorted(ours)}")
+    metrics = metrics or list(dict.fromkeys(pub.metric))
+    rows = {}
+    for cohort in dict.fromkeys(pub.cohort):
+        row: dict[str, object] = {}
+        for r in pub[pub.cohort == cohort].set_index("metric").reindex(metrics).itertuples():
+            key = (r.ours or [None])[0]
+            row[f"{r.Index}: paper"] = r.published
+            row[f"{key or r.Index} ({label})"] = (
+                format_interval(*ours[cohort].loc[key, ["estimate", "lower", "upper"]])
+                if key in ours[cohort].index else "no metric of the same definition")
+        rows[cohort] = row
+    return pd.DataFrame(rows).T.rename_axis("row of the paper's table")
+
+
 def ceiling_beside_auc(evaluations: dict[str, tuple[np.ndarray, object, np.ndarray]],
                        tables: dict[str, pd.DataFrame], models: list[str], n_boot: int = 1000,
                        seed: int = 0) -> pd.DataFrame:

@@ -82,7 +82,7 @@ def _scan(z: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_lesion_concatenation_puts_neighbours_in_order_and_repeats_the_edge_slice():
     hu, regions, lesion = _scan()
-    crops, _, info = scan_crops(hu, regions, lesion, ["L_C", "L_M2"], size=16, half=2)
+    crops, _, _, info = scan_crops(hu, regions, lesion, ["L_C", "L_M2"], size=16, half=2)
     assert [d["slice"] for d in info] == [0, 5]
     # region 1 is largest on slice 0: channels are slices -2, -1 (repeats of 0), 0, 1, 2
     assert [float(np.median(c)) for c in crops[0]] == [0.0, 0.0, 0.0, 10.0, 20.0]
@@ -91,7 +91,7 @@ def test_lesion_concatenation_puts_neighbours_in_order_and_repeats_the_edge_slic
 
 def test_region_crops_contain_their_region_and_name_its_lesions():
     hu, regions, lesion = _scan()
-    crops, masks, info = scan_crops(hu, regions, lesion, ["L_C", "L_M2"], size=16, half=1)
+    crops, masks, lesions, info = scan_crops(hu, regions, lesion, ["L_C", "L_M2"], size=16, half=1)
     for i, d in enumerate(info):
         x0, x1, y0, y1 = d["box"]
         on_slice = regions[:, :, d["slice"]] == i + 1
@@ -101,6 +101,7 @@ def test_region_crops_contain_their_region_and_name_its_lesions():
         m = masks[i]
         assert m.any() and not (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
     assert info[1]["haemorrhage"] and not info[0]["haemorrhage"]
+    assert (lesions[1] == HAEMORRHAGE).any() and not (lesions[0] == HAEMORRHAGE).any()
     assert info[0]["old_share"] == pytest.approx(4 / regions[regions == 1].size)
     assert info[1]["haemorrhage_share"] == pytest.approx(4 / (regions == 2).sum())
 
@@ -109,7 +110,7 @@ def test_a_box_past_the_image_is_filled_with_air():
     hu = np.zeros((20, 20, 3))
     regions = np.zeros(hu.shape, int)
     regions[0:4, 0:4, 1] = 1
-    crops, _, _ = scan_crops(hu, regions, np.zeros_like(regions), ["L_C"], size=8, half=0)
+    crops, _, _, _ = scan_crops(hu, regions, np.zeros_like(regions), ["L_C"], size=8, half=0)
     assert crops.min() == AIR_HU and crops.max() == 0.0
     assert _square_box(regions[:, :, 1] == 1, 0.0)[0] < 0
 
