@@ -315,7 +315,8 @@ timings["Tables 2-3"] = time.perf_counter() - t0
 
 # %%
 best_window = {"old": "not measured"}
-glue("best_window_old", "not measured (no old infarct here)", display=False)
+if "old" not in STATES:
+    glue("best_window_old", "not measured (no old infarct here)", display=False)
 for state, table in WINDOW_TABLES:
     part = {k: v["table"] for k, v in results.items() if k.startswith(table)}
     display(paper_table("jung", part, tag, PAPER_METRICS))
