@@ -99,7 +99,7 @@ chapter_opening(
 # differs from site A in noise, contrast, slice count, field of view and case mix. Some
 # ischaemic patients also have follow-up NCCT scans taken before any haemorrhagic
 # transformation, with a new head position and a more hypodense infarct
-# (`CohortSpec.followup_rate`; chapter 03 uses them); the sections below show each
+# ({py:attr}`CohortSpec.followup_rate <stroke_lib.data.synthetic.CohortSpec.followup_rate>`; chapter 03 uses them); the sections below show each
 # patient's baseline scan.
 
 # %%
@@ -144,7 +144,7 @@ pd.DataFrame(model_table()).set_index(["label", "term"])
 # show the ceiling of the image part alone where the cohort records it.
 #
 # **How often haemorrhagic transformation occurs** is a parameter of the label model,
-# `CohortSpec.ht_base_rate` (default 0.25): the HT intercept is solved so that the expected
+# {py:attr}`CohortSpec.ht_base_rate <stroke_lib.data.synthetic.CohortSpec.ht_base_rate>` (default 0.25): the HT intercept is solved so that the expected
 # share of ischaemic subjects with HT equals it, while infarct volume, the hyperdense artery
 # sign, leukoaraiosis, age and the unseen factors move each patient's risk. The default is
 # a population rate, not CTNet's nearly 1:1 sample of 243 patients with HT and 231 without,

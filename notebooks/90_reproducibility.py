@@ -110,7 +110,7 @@ def show(name: str) -> pd.DataFrame | None:
 # `benchmarks/training_loop.py` trains the same network on the same random data at a
 # profile's input size (smoke; full with `--size full`) with the same augmentation and
 # optimiser, once with the plain loop of the MONAI tutorials (a `Dataset` that augments each sample on the CPU, a `DataLoader`, fp32,
-# the loss read back every step) and once with `stroke_lib.train.fit` as the chapters
+# the loss read back every step) and once with {py:func}`stroke_lib.train.fit` as the chapters
 # call it (on CUDA its fast path: inputs on the GPU and augmented there, bf16,
 # channels-last, `torch.compile` where it applies). "x tutorial" is the ratio of steps per
 # second against the tutorial loop of the same network.
@@ -147,7 +147,7 @@ speed = show("models_speed")
 # ## Mamba's selective scan at long sequences
 #
 # `benchmarks/mamba_scan.py` runs one Mamba block (the block of TRACT-NET's bottleneck,
-# `stroke_lib.models.mamba`) with its scan computed by mambapy's parallel (Blelloch) scan,
+# {py:mod}`stroke_lib.models.mamba`) with its scan computed by mambapy's parallel (Blelloch) scan,
 # which the book uses without mamba-ssm, by a step-by-step loop over the sequence, and on
 # CUDA with mamba-ssm installed by the fused kernel. "x loop" is the speed against the
 # loop at the same length; "max |diff|" shows that all compute the same output.
@@ -194,8 +194,8 @@ if cohort is not None:
 # ## Training from the on-disk slice cache
 #
 # `benchmarks/disk_cache.py` writes the same random 2D slices into the on-disk cache of
-# `stroke_lib.disk_cache` (float16, memory-mapped), then reads them through a
-# `DataLoader` and trains a small 2D network with `train.fit` from the cache and from
+# {py:mod}`stroke_lib.disk_cache` (float16, memory-mapped), then reads them through a
+# `DataLoader` and trains a small 2D network with {py:func}`train.fit <stroke_lib.train.fit>` from the cache and from
 # tensors in memory; "x memory" is the speed against the same task from memory. The cache
 # had just been written, so it was read from the operating system's page cache, not the disk.
 

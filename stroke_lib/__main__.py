@@ -82,6 +82,8 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command of ``python -m stroke_lib`` (the arguments ``argv``, default
+    ``sys.argv[1:]``); returns its exit status (0 on success)."""
     parser = argparse.ArgumentParser(prog="python -m stroke_lib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

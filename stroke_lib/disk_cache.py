@@ -16,7 +16,7 @@ Why float16: the inputs are windowed or normalised intensities (CT windows scale
 [0, 1], z-scored MRI), where float16's 11-bit significand is exact to 1 part in 2,048,
 finer than one HU in an 80 HU brain window (1 part in 80); it halves the disk, the page
 cache and the bytes read per epoch, which bound the speed of training from disk. Values
-beyond float16's range (|x| > 65,504) are refused, so store preprocessed inputs, not raw
+beyond float16's range (``|x| > 65,504``) are refused, so store preprocessed inputs, not raw
 HU. The dataset returns float32, as ``train.fit`` trains on.
 
 ``DiskCacheDataset`` reads the folder as a map-style ``torch.utils.data.Dataset`` of
@@ -94,7 +94,7 @@ def build_disk_cache(folder: Path, samples: Iterable[Sample], n: int, settings: 
 
     Args:
         folder: the cache's folder (created).
-        samples: exactly ``n`` ``Sample``s of one shape (C, H, W); read once, in order.
+        samples: exactly ``n`` samples (``Sample``) of one shape (C, H, W); read once, in order.
         n: the number of samples (the files are allocated before the first is read).
         settings: what the samples depend on (see ``fingerprint``).
         progress: show a tqdm bar over the samples while writing.

@@ -1,6 +1,6 @@
 """Grad-CAM (``monai.visualize.GradCAM``), LayerCAM, localisation scores and their controls.
 
-Maps are (N, *spatial), upsampled to the input size and scaled to [0, 1] per sample,
+Maps are ``(N, *spatial)``, upsampled to the input size and scaled to [0, 1] per sample,
 largest evidence at 1 (MONAI's default post-processing flips them; see ``_scale_each``).
 
 Grad-CAM weights each feature channel by its gradient averaged over the whole volume.
@@ -38,7 +38,7 @@ class LayerCAM(GradCAM):
 
 
 def _scale_each(maps: torch.Tensor) -> torch.Tensor:
-    """Scale each map (N, 1, *spatial) to [0, 1], largest evidence at 1.
+    """Scale each map ``(N, 1, *spatial)`` to [0, 1], largest evidence at 1.
 
     MONAI's default post-processing maps (min, max) to (1, 0), flipping the map; this
     keeps its orientation.
@@ -53,7 +53,7 @@ CAM_METHODS = {"Grad-CAM": GradCAM, "LayerCAM": LayerCAM}
 
 def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: int = 8,
             method: str = "Grad-CAM", class_idx: int | None = 0) -> np.ndarray:
-    """Class activation maps of one logit: inputs (N, C, *spatial) -> maps (N, *spatial).
+    """Class activation maps of one logit: inputs ``(N, C, *spatial)`` -> maps ``(N, *spatial)``.
 
     Args:
         target_layer: name of the module whose output is explained.
@@ -74,7 +74,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target_layer: str, batch_size: in
 
 
 def localisation_per_sample(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> pd.DataFrame:
-    """Localisation of each map (N, *spatial) against its lesion mask, for samples with a lesion.
+    """Localisation of each map ``(N, *spatial)`` against its lesion mask, for samples with a lesion.
 
     Returns one row per sample with a lesion (``sample`` is its index): ``energy`` (share
     of the map's energy inside the brain that falls in the lesion), ``share`` (share of
@@ -97,11 +97,13 @@ def localisation(maps: np.ndarray, masks: np.ndarray, brains: np.ndarray) -> dic
     """How well maps point at lesions, over the samples that have a lesion.
 
     Returns:
-        pointing_game: share of samples whose map maximum (inside the brain) is in the mask.
-        energy_in_lesion: mean share of the map's energy (sum inside the brain) in the mask.
-        lesion_share_of_brain: mean share of the brain that the mask covers (what a
-            uniform map would score on ``energy_in_lesion``).
-        n: samples with a lesion.
+        A dict of
+
+        - ``pointing_game``: share of samples whose map maximum (inside the brain) is in the mask;
+        - ``energy_in_lesion``: mean share of the map's energy (sum inside the brain) in the mask;
+        - ``lesion_share_of_brain``: mean share of the brain that the mask covers (what a
+          uniform map would score on ``energy_in_lesion``);
+        - ``n``: samples with a lesion.
     """
     per = localisation_per_sample(maps, masks, brains)
     if per.empty:
@@ -125,7 +127,7 @@ def randomised_copy(model: nn.Module, modules: list[str] | None = None, seed: in
 
 
 def _spearman_each(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each pair of maps (N, *spatial); 0 where a map is constant
+    """Spearman correlation of each pair of maps ``(N, *spatial)``; 0 where a map is constant
     (a constant map keeps none of the other's rank order)."""
     rhos = []
     for x, y in zip(a, b):
@@ -171,7 +173,7 @@ class SaliencyReport:
     """What ``saliency_checks`` measured.
 
     Attributes:
-        maps: (method, network) -> maps (N, *spatial); network is "trained" or "random weights".
+        maps: (method, network) -> maps ``(N, *spatial)``; network is "trained" or "random weights".
         localisation: one row per (method, network): energy in lesion with its interval,
             lesion share of brain, their ratio, pointing game with its Wilson interval and
             its chance level, patients with a lesion.
@@ -216,7 +218,7 @@ def saliency_checks(
     correlation and the verdict rule ``RANDOMISATION_RULE``.
 
     Args:
-        x: inputs (N, C, *spatial); masks: lesion masks (N, *spatial); brains: brain masks.
+        x: inputs ``(N, C, *spatial)``; masks: lesion masks ``(N, *spatial)``; brains: brain masks.
         groups: patient ID per sample (default: each sample its own patient).
         n_random: samples used by the randomisation check (the first ``n_random``).
         localise: False on data without lesion masks: only the randomisation check runs.
@@ -264,7 +266,7 @@ def saliency_checks(
 
 def overlay_cases(masks: np.ndarray) -> list[tuple[str, int]]:
     """Which samples a saliency figure shows, and why: the largest and the median lesion
-    of ``masks`` (N, *spatial), or the first two samples when no sample has a lesion."""
+    of ``masks`` ``(N, *spatial)``, or the first two samples when no sample has a lesion."""
     size = masks.reshape(len(masks), -1).sum(axis=1)
     with_lesion = np.flatnonzero(size > 0)
     if not len(with_lesion):
@@ -284,8 +286,8 @@ def tissue_shares(maps: np.ndarray, tissues: dict[str, np.ndarray], groups: np.n
     bone and the rest).
 
     Args:
-        maps: (N, *S) non-negative maps.
-        tissues: name -> (N, *S) or (N, *S, Z) bool masks.
+        maps: ``(N, *S)`` non-negative maps.
+        tissues: name -> ``(N, *S)`` or ``(N, *S, Z)`` bool masks.
         groups: patient ID per sample (default: each sample its own patient).
     Returns:
         One row per tissue: ``share`` (mean over samples) with ``lower``/``upper``, and

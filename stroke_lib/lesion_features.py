@@ -66,7 +66,7 @@ def acute_lesion_mask(dwi: Volume, adc: Volume, adc_max: float = ADC_CORE_MAX,
 
 
 def voxel_volume_ml(volume: Volume) -> float:
-    """Volume of one voxel in ml (|det| of the affine's 3 x 3 part, mm^3, / 1000)."""
+    """Volume of one voxel in ml (``|det|`` of the affine's 3 x 3 part, mm^3, / 1000)."""
     return float(abs(np.linalg.det(volume.affine[:3, :3]))) / 1000.0
 
 

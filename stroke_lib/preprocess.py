@@ -40,7 +40,7 @@ def window(hu: np.ndarray, window_center: float = 40.0, window_width: float = 80
 
 
 def window_stack(hu: np.ndarray, windows: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Several windows of one HU array stacked as channels: (len(windows), *hu.shape)."""
+    """Several windows of one HU array stacked as channels: ``(len(windows), *hu.shape)``."""
     return np.stack([window(hu, c, w) for c, w in windows])
 
 

@@ -183,7 +183,7 @@ class TrainConfig:
         resume: continue from ``checkpoint_dir/last.pt`` when it exists (from ``previous.pt``
             when ``last.pt`` cannot be read; see ``fit``).
         progress: show a tqdm bar over epochs.
-        augment: a MONAI transform applied to each training sample (C, *spatial) every
+        augment: a MONAI transform applied to each training sample ``(C, *spatial)`` every
             time it is drawn (for example ``stroke_lib.datasets.augmentation()``); its
             random state is seeded from ``seed``, and the checkpoint keeps the transform
             itself, random states included, for resume.
@@ -275,7 +275,7 @@ def _autocast(device: torch.device, amp: bool):
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor | Dataset, batch_size: int = 16, device: str = "auto",
             amp: bool = True, workers: int = 0) -> np.ndarray:
-    """Probabilities for inputs ``x`` (N, C, *spatial): the positive class's (N,) for a model
+    """Probabilities for inputs ``x`` ``(N, C, *spatial)``: the positive class's (N,) for a model
     with one logit, the softmax over classes (N, K) for one with K > 1 logits.
 
     ``x`` may also be a map-style dataset of ``(x, y)`` rows (``stroke_lib.disk_cache``),
@@ -345,8 +345,8 @@ def fit(
     unweighted cross-entropy and ``val_auc`` the macro one-vs-rest AUC.
 
     Args:
-        x_train, x_val: float tensors (N, C, *spatial), already preprocessed, or map-style
-            datasets of ``(x, y)`` rows (x float32 (C, *spatial); for example a
+        x_train, x_val: float tensors ``(N, C, *spatial)``, already preprocessed, or map-style
+            datasets of ``(x, y)`` rows (x float32 ``(C, *spatial)``; for example a
             ``stroke_lib.disk_cache.DiskCacheDataset``), read with ``config.workers``
             ``DataLoader`` workers; a dataset's labels are the ones trained on.
         y_train, y_val: labels (N,) in {0, 1} (or booleans), or class indices 0..K-1 with

@@ -73,7 +73,7 @@ def _layers(spatial_dims: int) -> tuple[type[nn.Module], type[nn.Module], type[n
 
 class ResidualBlock1(nn.Module):
     """Residual block 1: two 3 x 3 convolutions and an identity shortcut, ``relu(F(x) + x)``;
-    (B, C, *S) -> (B, C, *S)."""
+    ``(B, C, *S) -> (B, C, *S)``."""
 
     def __init__(self, channels: int, spatial_dims: int = 2) -> None:
         super().__init__()
@@ -90,7 +90,7 @@ class ResidualBlock1(nn.Module):
 class ResidualBlock2(nn.Module):
     """Residual block 2: the first convolution strides by 2 and changes the channels, the
     shortcut is a projection (1 x 1 strided convolution and batch norm), ``relu(F(x) + H(x))``;
-    (B, C_in, *S) -> (B, C_out, *S / 2)."""
+    ``(B, C_in, *S) -> (B, C_out, *S / 2)``."""
 
     def __init__(self, c_in: int, c_out: int, spatial_dims: int = 2) -> None:
         super().__init__()

@@ -20,10 +20,12 @@ So a checkpoint trained with one backend loads with ``strict=True`` into the oth
 Each module records the backend of its last forward in ``backend``; ``mamba_backends``
 lists them for a run record.
 
-The recurrence, per channel d of the inner width and state n, for t = 1..L:
+The recurrence, per channel d of the inner width and state n, for t = 1..L::
+
     delta_t = softplus(dt_proj(x_proj(u_t)[:dt_rank]))
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t,   A = -exp(A_log), h_0 = 0
     y_t = C_t . h_t + D * u_t
+
 where u is the causal depthwise convolution (conv1d) of the input's x half, passed
 through SiLU, and the output is out_proj(y * SiLU(z)) with z the other half of in_proj.
 """

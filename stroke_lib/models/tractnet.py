@@ -11,6 +11,7 @@ selective state-space model, was used to refine feature maps"; a binary output (
 non-minor stroke) from DWI. Everything else here is our reading:
 
 Interpretations where the abstract is silent
+
 1. Backbone: a ResNet-like encoder (He et al., CVPR 2016) with a stem and four stages, as
    the network is a classifier; stage 1 keeps the stem's resolution, stages 2-4 halve it
    with a strided 3^3 convolution. Widths and depths are ours (slim and full below).
