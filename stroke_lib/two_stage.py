@@ -18,6 +18,8 @@ No test patient's slice is seen in either stage of its fold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from monai.transforms import Compose
@@ -32,7 +34,8 @@ STAGE1_BATCH_FACTOR = 4
 
 def two_stage_cv(x: torch.Tensor, y: np.ndarray, groups: np.ndarray, slice_labels: np.ndarray, n_splits: int,
                  config: TrainConfig, aggregation: Aggregation = "gru", slim: bool = False,
-                 stage1_augment: Compose | None = None) -> tuple[np.ndarray, list[dict]]:
+                 stage1_augment: Compose | None = None,
+                 stage1_from: Sequence[dict] | None = None) -> tuple[np.ndarray, list[dict]]:
     """The two-stage recipe in ``n_splits``-fold patient-level cross-validation.
 
     Args:
@@ -43,6 +46,14 @@ def two_stage_cv(x: torch.Tensor, y: np.ndarray, groups: np.ndarray, slice_label
             batch and ``stage1_augment`` instead of ``config.augment``).
         aggregation, slim: of the stage-2 model (``slice_classifier``).
         stage1_augment: augmentation of stage 1's samples (C, X, Y, 3), or None.
+        stage1_from: the fold records of an earlier call whose stage 1 was the same (the
+            same scans, slice labels, folds and stage-1 settings: only stage 2 differs,
+            e.g. by its augmentation): each fold's stage-1 encoder is taken from them
+            instead of being trained again, which gives the same encoder.
+
+    Raises:
+        ValueError: slice labels of the wrong shape, or ``stage1_from`` records whose
+        folds are not this call's.
 
     Returns:
         out-of-fold scores ((N,), or (N, K) with K classes) and one record per fold, as
@@ -57,14 +68,21 @@ def two_stage_cv(x: torch.Tensor, y: np.ndarray, groups: np.ndarray, slice_label
     outputs = 1 if config.binary else config.classes  # one logit, or one per class
     scores = np.full(len(y) if config.binary else (len(y), config.classes), np.nan)
     records = []
-    for k, (tr, te) in enumerate(patient_folds(y, groups, n_splits, config.seed, config.classes)):
+    folds = patient_folds(y, groups, n_splits, config.seed, config.classes)
+    if stage1_from is not None and (len(stage1_from) != len(folds) or not all(
+            np.array_equal(r["test_index"], te) for r, (_, te) in zip(stage1_from, folds))):
+        raise ValueError("stage1_from: its folds are not this call's (other scans, folds or seed)")
+    for k, (tr, te) in enumerate(folds):
         seed = config.seed + k
-        rows = np.isin(slice_g, groups[tr])
-        stage1 = TrainConfig(**{**config.__dict__, "seed": seed, "augment": stage1_augment,
-                                "batch_size": STAGE1_BATCH_FACTOR * config.batch_size})
-        out1 = train_and_test(lambda: slice_classifier(channels, outputs, "centre", slim=slim),
-                              windows[rows], slice_y[rows], slice_g[rows], windows[:1], stage1)
-        state = out1["fit"].model.encoder.state_dict()
+        if stage1_from is None:
+            rows = np.isin(slice_g, groups[tr])
+            stage1 = TrainConfig(**{**config.__dict__, "seed": seed, "augment": stage1_augment,
+                                    "batch_size": STAGE1_BATCH_FACTOR * config.batch_size})
+            fit1 = train_and_test(lambda: slice_classifier(channels, outputs, "centre", slim=slim),
+                                  windows[rows], slice_y[rows], slice_g[rows], windows[:1], stage1)["fit"]
+        else:
+            fit1 = stage1_from[k]["stage1"]
+        state = fit1.model.encoder.state_dict()
 
         def frozen(state=state):
             model = slice_classifier(channels, outputs, aggregation, slim=slim)
@@ -73,5 +91,5 @@ def two_stage_cv(x: torch.Tensor, y: np.ndarray, groups: np.ndarray, slice_label
 
         out = train_and_test(frozen, x[tr], y[tr], groups[tr], x[te], TrainConfig(**{**config.__dict__, "seed": seed}))
         scores[te] = out["score_test"]
-        records.append({**out, "test_index": te, "stage1": out1["fit"]})
+        records.append({**out, "test_index": te, "stage1": fit1})
     return scores, records

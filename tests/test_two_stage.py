@@ -61,3 +61,17 @@ def test_two_stage_with_classes_gives_class_probabilities_and_checks_the_slice_l
     assert scores.shape == (len(y), 2) and np.allclose(scores.sum(1), 1, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(36, 4\)"):
         two_stage_cv(x, y, groups, slice_y[:, :2], 3, config, slim=True)
+
+
+def test_stage_one_taken_from_an_earlier_run_gives_the_same_scores_as_training_it_again():
+    """A second model that differs only in stage 2 may reuse the first one's stage 1: with
+    the same stage 2 it scores exactly as a fresh run; with other folds it is refused."""
+    x, y, groups, slice_y = _scans(seed=2)
+    config = TrainConfig(epochs=3, patience=3, lr=3e-3, batch_size=4, device="cpu", seed=0, progress=False)
+    first, records = two_stage_cv(x, y, groups, slice_y, 3, config, "gru", slim=True)
+    reused, again = two_stage_cv(x, y, groups, slice_y, 3, config, "gru", slim=True, stage1_from=records)
+    assert np.array_equal(first, reused)
+    assert all(a["stage1"] is r["stage1"] for a, r in zip(again, records))
+    with pytest.raises(ValueError, match="folds are not this call's"):
+        two_stage_cv(x, y, groups, slice_y, 3, TrainConfig(**{**config.__dict__, "seed": 5}), "gru", slim=True,
+                     stage1_from=records)
