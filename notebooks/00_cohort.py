@@ -385,6 +385,17 @@ else:
 # Of the eight scans of the damaged copy, {glue:text}`n_loaded_after_damage` still load;
 # the table above says which file failed and why.
 #
+# ## Design, ethics, protocol and registration
+#
+# Each paper chapter is a retrospective re-analysis: it re-implements a published model and
+# evaluates it on data that already exist, the embedded cohort or a public dataset, and
+# recruits no one. The embedded cohort is generated, so no person's data, consent or
+# ethics approval is involved; a public dataset is used under its own licence and the
+# approvals its release states (its manifest names the licence). No protocol was written
+# or registered before the runs: the chapters, their parameters and their run records
+# are the whole method, and re-executing one repeats it. Patients and the public were not
+# involved in the design.
+#
 # ## Real public datasets
 #
 # Each dataset has a manifest in `data_manifests/`: its source, licence, citation, layout

@@ -19,7 +19,7 @@
 
 # %% tags=["parameters"]
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
-dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022)
+dataset: str = "synthetic"  # "synthetic" or "soop" (a real dataset with NIHSS; see data_manifests/)
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
 device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
@@ -110,10 +110,12 @@ display(Markdown(task.availability(
 # %% [markdown]
 # ## Training and cross-validation
 #
-# `stroke_lib.train.fit` is the one training loop: AdamW with a cosine learning-rate
+# {py:func}`stroke_lib.train.fit` is the one training loop: AdamW with a cosine learning-rate
 # schedule, BCE loss with the positive class weighted by the class ratio, gradient
 # clipping, bf16 autocast on CUDA, early stopping on validation loss with the best epoch
-# kept, a checkpoint every epoch that a killed run resumes from. Every training sample is
+# kept and, when given a checkpoint folder (`TrainConfig.checkpoint_dir`), a checkpoint
+# every epoch that a killed run resumes from (the chapters, minutes long, pass none and
+# keep no weights). Every training sample is
 # augmented each time it is drawn (MONAI random affine, intensity scale and noise, seeded
 # and checkpointed with the rest): without it, a network this size memorises a hundred
 # patients within five epochs. Folds come from scikit-learn's `StratifiedGroupKFold` on
@@ -364,10 +366,10 @@ glue_figure("fig_saliency", gradcam_overlays(
 #
 # - **The layer.** The last stage of a 3D network is a few voxels wide (1³ to 3³ here),
 #   too coarse for an infarct that covers well under 1 % of the brain; the maps come
-#   from the deepest stage that still resolves one (`GRADCAM_LAYERS`).
+#   from the deepest stage that still resolves one ({py:data}`GRADCAM_LAYERS <stroke_lib.models.GRADCAM_LAYERS>`).
 # - **The orientation.** MONAI's default post-processing of `GradCAM` maps the (min,
 #   max) of a map to (1, 0), so a map used as it comes out is upside down: it is
-#   brightest where the evidence is weakest. `stroke_lib.explain` scales each map to
+#   brightest where the evidence is weakest. {py:mod}`stroke_lib.explain` scales each map to
 #   [0, 1] the right way round, and a test checks it on a network whose evidence is known.
 # - **The controls.** A figure alone cannot show either mistake, nor whether the network
 #   learned anything: the random-weight control and the randomisation check can.

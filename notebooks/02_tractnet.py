@@ -23,7 +23,7 @@
 
 # %% tags=["parameters"]
 profile: str = "auto"  # "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
-dataset: str = "synthetic"  # "synthetic" or a manifest name with a loader (soop, isles_2022)
+dataset: str = "synthetic"  # "synthetic" or "soop" (a real dataset with NIHSS; see data_manifests/)
 data_root: str = ""  # folder of a real dataset; "" reads <data directory>/<dataset>
 device: str = "auto"  # auto, cpu or cuda
 seed: int = 0
@@ -123,7 +123,7 @@ claims
 #
 # The abstract names the parts (a mixture-residual block whose skip connection embeds a
 # 3D coordinate-attentive and a 3D efficient self-attentive module; Mamba at the
-# bottleneck) but not how they are wired. Our reading is in `stroke_lib.models.tractnet`;
+# bottleneck) but not how they are wired. Our reading is in {py:mod}`stroke_lib.models.tractnet`;
 # the figure draws it at this run's input size, with the map sizes of one forward pass.
 
 # %%
@@ -183,7 +183,7 @@ display(Markdown(task.availability(
 #
 # A paired DeLong test compares two models on the **same patients**; with
 # cross-validation that means the same folds, which the seed, the patients and their
-# labels fix (`StratifiedGroupKFold` in `stroke_lib.train.patient_folds`). When chapter
+# labels fix (`StratifiedGroupKFold` in {py:func}`stroke_lib.train.patient_folds`). When chapter
 # 01 has already run with the same dataset, cohort, profile, seed, folds and epochs, its
 # out-of-fold predictions are read from its run record, after checking that they cover
 # the same patients in the same order with the same labels; otherwise the baselines are
@@ -242,7 +242,7 @@ display(Markdown(f"The baselines' predictions were **{baseline_source}**."))
 # %% [markdown]
 # ## TRACT-NET: cross-validation and external evaluation
 #
-# The one training loop of the book (`stroke_lib.train.fit`, chapter 01) with the
+# The one training loop of the book ({py:func}`stroke_lib.train.fit`, chapter 01) with the
 # baselines' optimiser, learning rate, augmentation, class weighting and early stopping;
 # the folds and the seeds of every fold are theirs. One setting differs in the smoke
 # profile (parameters above): TRACT-NET and its ablations train for fewer epochs than the
@@ -283,13 +283,13 @@ glue_figure("fig_training", training_curves(
 #
 # The Mamba blocks ran on the **{glue:text}`backend`** backend (mamba-ssm's CUDA kernel
 # where it is installed on a GPU, else the pure-PyTorch selective scan with the same
-# parameters; `stroke_lib.models.mamba`).
+# parameters; {py:mod}`stroke_lib.models.mamba`).
 #
 # ## A baseline without deep learning: the lesion volume
 #
 # NIHSS grows with the volume of the infarct and with where it lies (motor pathways,
 # language cortex, brainstem). A deep model earns its place only if it beats what two
-# thresholds and a logistic regression can do. `stroke_lib.lesion_features` measures the
+# thresholds and a logistic regression can do. {py:mod}`stroke_lib.lesion_features` measures the
 # acute lesion in each patient's original DWI and ADC, **without any label**: voxels
 # inside the brain whose ADC is below {glue:text}`adc_max` x 10⁻⁶ mm²/s
 # {cite:p}`purushotham2015` and whose DWI is above {glue:text}`dwi_ratio` times the brain's
@@ -531,7 +531,7 @@ glue_figure("fig_reliability", reliability({m: (c["predicted"], c["observed"]) f
 #
 # ## Ablations: what each part is worth
 #
-# Each variant switches off one part (`stroke_lib.models.tractnet` switches) and is
+# Each variant switches off one part ({py:mod}`stroke_lib.models.tractnet` switches) and is
 # trained with the same settings, folds and seeds as the full model; the paired DeLong
 # test compares it with the full model on the same test patients.
 
@@ -559,13 +559,13 @@ for label, switches in variants.items():
     ab_scores[label] = np.concatenate(scores)
     timings[f"ablation: {label}"] = time.perf_counter() - t0
     n_params[f"ablation: {label}"] = sum(p.numel() for p in make_tract(**switches)().parameters())
-ablations, ab_auc = [], {}
+ablations, ab_auc, ablation_tests = [], {}, {}
 for label, score in ab_scores.items():
     t = ab_auc[label] = metrics_table(ab_y, score, ab_g, n_boot=n_bootstrap, seed=seed).loc["auc"]
     row = {"variant": label, f"AUC [95% CI] ({tag})": format_interval(t.estimate, t.lower, t.upper),
            "parameters": f"{n_params['TRACT-NET' if label == 'TRACT-NET (full)' else f'ablation: {label}']:,}"}
     if label != "TRACT-NET (full)":
-        d = delong_test(ab_y, ab_scores["TRACT-NET (full)"], score, groups=ab_g)
+        d = ablation_tests[label] = delong_test(ab_y, ab_scores["TRACT-NET (full)"], score, groups=ab_g)
         row |= {"full minus variant": f"{d['difference']:+.3f}", "paired DeLong p": p_text(d["p"]).lstrip("= ")}
     ablations.append(row)
 ablations = pd.DataFrame(ablations).set_index("variant").fillna("-")
@@ -727,7 +727,7 @@ write_record(out_dir / "results.json", run,
              tables, timings, out_dir / "predictions.csv",
              {"parameter_counts": n_params, "mamba_backend": backend, "baselines": baseline_source,
               "paired_delong_vs_tractnet": {f"{m}, {ev}": t for (m, ev), t in tests.items()},
-              "ablations": ablations.to_dict(orient="index"), "saliency": saliency,
+              "ablations": ablations.to_dict(orient="index"), "ablation_delong": ablation_tests, "saliency": saliency,
               "ceiling": ceilings.to_dict(orient="index"),
               "lesion_thresholds": {"adc_max_1e-6_mm2_s": ADC_CORE_MAX, "dwi_ratio_min": DWI_RATIO_MIN,
                                     "min_component_ml": MIN_COMPONENT_ML}})

@@ -150,7 +150,7 @@ display(Markdown(f"**F1 in Table 3**: {definitions3['f1']}. **Accuracy**: {defin
 # ## The network, as we read it
 #
 # The paper describes CTNet in words (its supplementary figures are not available). Our
-# reading is `stroke_lib.models.ctnet`; each choice the text leaves open is listed in
+# reading is {py:mod}`stroke_lib.models.ctnet`; each choice the text leaves open is listed in
 # its docstring, and read from there:
 
 # %%
@@ -174,7 +174,7 @@ layout.columns.name = f"CTNet ({'slim' if slim else 'full'}), input {in_channels
 layout
 
 # %% [markdown]
-# `ResidualBlock1` keeps its input's shape (identity shortcut) and `ResidualBlock2`
+# {py:class}`ResidualBlock1 <stroke_lib.models.ctnet.ResidualBlock1>` keeps its input's shape (identity shortcut) and {py:class}`ResidualBlock2 <stroke_lib.models.ctnet.ResidualBlock2>`
 # halves the map and doubles the channels (projection shortcut), as the paper's two
 # block kinds do.
 #
@@ -183,7 +183,7 @@ layout
 # As in CTNet's data, a patient of the embedded cohort may have follow-up NCCT scans
 # taken **before HT onset**: the same anatomy, infarct and labels, a new head position
 # and slice count, and an infarct more hypodense with time (net water uptake; the
-# generator's `followups`). Every CT scan of an ischaemic patient with an HT label is a
+# generator's {py:func}`followups <stroke_lib.data.synthetic.subject.followups>`). Every CT scan of an ischaemic patient with an HT label is a
 # sample (haemorrhagic and stroke-free subjects have none), and the label is the
 # patient's. The generator draws HT with an expected share of {glue:text}`base_rate`
 # among ischaemic patients (`-p ht_base_rate`), as CTNet's matched 1:1 sample; a
@@ -249,7 +249,7 @@ else:
 # both sides: one test set of about a tenth of the patients. Then **{glue:text}`folds`-fold
 # patient-level cross-validation** of the same model: every patient tested once, and the
 # spread of the folds' AUCs shows how much one small test set can vary. Training: the
-# book's one loop (`stroke_lib.train.fit`: AdamW, class-weighted loss, early stopping on
+# book's one loop ({py:func}`stroke_lib.train.fit`: AdamW, class-weighted loss, early stopping on
 # an inner patient-level validation split, cosine schedule), without augmentation, which
 # the paper does not mention (`-p augment true` adds a random in-plane rotation, shift
 # and zoom).
@@ -312,13 +312,13 @@ glue_figure("fig_training", training_curves({f"CTNet fold {k + 1}": f["fit"].his
 # ## The baselines, on the same folds
 #
 # - **Correlation learning CNN** {cite:p}`wozniak2021clm` and a **plain 2D CNN**, the
-#   models of the paper's Table 3 as `stroke_lib.models.ctnet` reads them (the plain CNN
+#   models of the paper's Table 3 as {py:mod}`stroke_lib.models.ctnet` reads them (the plain CNN
 #   stands in for Soundari et al. 2022, whose model could not be found: an
 #   approximation).
 # - **CTNet in 3D** (the ablation of interpretation 1): the same blocks with 3D kernels,
 #   the slices as depth{glue:text}`three_d_where`.
 # - **Without deep learning**: a logistic regression on what a reader measures on the
-#   CT, without any label (`stroke_lib.ct_features`): the infarct volume (brain darker
+#   CT, without any label ({py:mod}`stroke_lib.ct_features`): the infarct volume (brain darker
 #   than its mirror image across the midline by more than {glue:text}`asym_hu` HU), the
 #   volume of hyperdense vessel voxels ({glue:text}`hyper_hu` HU: the hyperdense artery
 #   sign), the share of hypodense deep white matter (leukoaraiosis), and the age from the
@@ -537,7 +537,7 @@ for paper, ours_name in rebuilt.items():
 
 # %%
 glue("leak_seeds", f"{leak_seeds}", display=False)
-leak_rows = []
+leak_rows, leak_difference = [], None
 t0 = time.perf_counter()
 has_repeats = bool((scans_per_patient > 1).any())
 for r in range(leak_seeds if has_repeats else 0):
@@ -568,6 +568,8 @@ if leak_rows:
         leak_text = f"Scan-level minus patient-level AUC: {diff.mean():+.3f} (one repeat: no interval)"
     if len(diff) > 1:
         lo, hi = diff.mean() - half, diff.mean() + half
+        leak_difference = {"difference": float(diff.mean()), "lower": float(lo), "upper": float(hi),
+                           "repeats": len(diff)}
         leak_text += (": the interval includes 0, so this run does not show a leak" if lo <= 0 <= hi else
                       f": the scan-level split scores higher, so the leak inflates the AUC by about "
                       f"{diff.mean():.2f}" if lo > 0 else ": the scan-level split scores lower in these repeats, "
@@ -587,14 +589,14 @@ else:
 #
 # The paper found CTNet's attention on the skull and proposed skull stripping. Here both:
 # CTNet trained on the inputs as they are and on the same inputs **skull-stripped** (every
-# voxel outside the CT brain mask set to 0; `stroke_lib.datasets.strip_skull`), on the
+# voxel outside the CT brain mask set to 0; {py:func}`stroke_lib.datasets.strip_skull`), on the
 # same folds. Grad-CAM {cite:p}`selvaraju2017gradcam` and LayerCAM
 # {cite:p}`jiang2021layercam` at `blocks.2` of the first fold's model, on that fold's test
 # scans, against the same network with random weights and the randomisation check
 # {cite:p}`adebayo2018sanity` (it passes when the interval of the mean Spearman
 # correlation lies below {glue:text}`rand_rule`). CTNet reads the 28 slices as channels,
 # so its map is one in-plane map for the whole stack; its share on a tissue counts, at
-# each pixel, the share of the 28 slices that are that tissue (`explain.tissue_shares`).
+# each pixel, the share of the 28 slices that are that tissue ({py:func}`explain.tissue_shares <stroke_lib.explain.tissue_shares>`).
 # Localisation is scored in the same way, against the in-plane outline of the infarct
 # over all slices. The column *uniform map* is the share a map that is the same
 # everywhere would get: the tissue's share of the input. "Bone" is where the skull is on
@@ -629,10 +631,11 @@ for variant, cv, xs in (("CTNet", cv_ctnet, x2), ("CTNet skull-stripped", cv_str
             for tissue, r in tissue_shares(maps, tissues, groups[te0], n_bootstrap, seed).iterrows():
                 share_rows.append({"input": variant, "method": method, "network": network, "tissue": tissue,
                                    "share of map energy [95% CI]": format_interval(r.share, r.lower, r.upper),
-                                   "uniform map": f"{r['uniform map']:.3f}", "share": r.share})
+                                   "uniform map": f"{r['uniform map']:.3f}", "share": r.share,
+                                   "lower": r.lower, "upper": r.upper})
 timings["saliency checks and tissue shares"] = time.perf_counter() - t0
 shares = pd.DataFrame(share_rows)
-share_view = shares.drop(columns="share").set_index(["input", "method", "network", "tissue"])
+share_view = shares.drop(columns=["share", "lower", "upper"]).set_index(["input", "method", "network", "tissue"])
 share_view.columns.name = f"{tag}: first fold's test scans"
 share_view
 
@@ -726,6 +729,7 @@ write_record(out_dir / "results.json", run,
              tables, timings, out_dir / "predictions.csv",
              {"parameter_counts": n_params, "paired_delong_vs_ctnet": tests, "skull_stripping_delong": strip_test,
               "fold_aucs": fold_table.auc.to_dict(), "leak": leak_rows, "leak_summary": leak_text,
+              "leak_difference": leak_difference,
               "tissue_shares": share_rows, "ceiling": ceilings.to_dict(orient="index"),
               "saliency": {f"{m} {method}": r.to_dict() for m, rep in reports.items()
                            for method, r in rep.verdicts.iterrows()}})

@@ -514,12 +514,13 @@ glue("split_verdict", "the image split scores higher, as a leak would make it." 
 # against the labels, on the same regions, is the ceiling of each task.
 
 # %%
-ceiling_rows = {}
+ceiling_rows, ceiling_record = {}, {}
 for state, share in (("old", "old_share"), ("early", "acute_share")) if synthetic else ():
     ref = results[f"Table 1 #{'2' if state == 'old' else '4'}: {STATES[state]}, lesion concatenation"]
     best = max((v for k, v in results.items() if STATES[state] in k and "split" not in k),
                key=lambda v: v["table"].loc["auc", "estimate"])
     c = delong_ci(ref["y"], rows[share].to_numpy()[ref["index"]], ref["groups"])
+    ceiling_record[STATES[state]] = dict(zip(("estimate", "lower", "upper"), map(float, c)))
     ceiling_rows[STATES[state]] = {"oracle ceiling (true lesion share)": format_interval(*c),
                                    "best row of this chapter": format_interval(*best["table"].loc["auc", ["estimate", "lower", "upper"]])}
 if ceiling_rows:
@@ -718,6 +719,8 @@ _ = write_record(out_dir / "results.json", run,
               "source task": source_table},
              timings, out_dir / "predictions.csv",
              {"picks": picks.reset_index().to_dict(orient="records"), "chosen_depth": chosen_depth,
-              "cascade": cascade_record,
+              "cascade": cascade_record, "ceiling": ceiling_record,
+              "f_theta": {"picked_best": n_right, "folds": len(picks), "lower": right_ci[0], "upper": right_ci[1],
+                          "depths": len(FREEZE_DEPTHS), "mean_auc_lost": float(picks["AUC lost by the pick"].mean())},
               "concatenation": concat_tests, "system_vs_plain": system_vs_plain,
               "transfer_vs_scratch": transfer_vs_scratch, "split": split_test})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,15 @@ PUBLISHED = REPO_ROOT / "book" / "published_numbers.yaml"
 
 def write_record(path: Path, run: RunContext, parameters: dict, metrics: dict[str, pd.DataFrame],
                  timings: dict[str, float], predictions: Path, extra: dict | None = None) -> Path:
-    """Write the JSON record of a run: parameters, versions, device, seed, timings,
-    metrics with intervals (one table per model/evaluation), the predictions file and any
-    ``extra`` JSON-able results (saliency checks, for example)."""
+    """Write the JSON record of a run: parameters, versions, device, seed, timings, the
+    chapter's wall time so far (``seconds``: since ``run`` started), metrics with
+    intervals (one table per model/evaluation), the predictions file and any ``extra``
+    JSON-able results (saliency checks, for example)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "parameters": parameters, "profile": run.profile, "device": run.device, "seed": run.seed,
-        "versions": versions(), "timings_s": timings, "predictions": str(predictions),
+        "versions": versions(), "timings_s": timings, "seconds": round(time.time() - run.started, 1),
+        "predictions": str(predictions),
         "metrics": {k: json.loads(v.to_json(orient="index")) for k, v in metrics.items()},
         **(extra or {}),
     }

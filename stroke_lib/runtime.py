@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import random
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,12 +63,15 @@ def versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RunContext:
-    """A chapter's resolved settings: profile name and its settings, device, seed."""
+    """A chapter's resolved settings: profile name and its settings, device, seed, and
+    when it started (``time.time()``, seconds), from which its run record takes the
+    chapter's wall time."""
 
     profile: str
     device: str
     seed: int
     settings: dict[str, object]
+    started: float = field(default_factory=time.time, compare=False)
 
 
 def start_run(profile: str = "auto", device: str = "auto", seed: int = 0) -> RunContext:

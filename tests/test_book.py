@@ -3,8 +3,10 @@ the book (never into book/), its pages are clean, and the HTML builds."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,8 +15,10 @@ import pytest
 
 from stroke_lib.book import (BOOK_DIR, UnknownParameterError, build_html, chapter_names,
                              copy_book_sources, execute_chapter)
+from stroke_lib.claims import PAPER_CHAPTERS, claims_table
 from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
 from stroke_lib.paths import REPO_ROOT, data_dir
+from stroke_lib.synthesis import VERDICTS, load_records
 
 pytestmark = pytest.mark.notebook
 
@@ -94,10 +98,10 @@ def test_html_pages_have_numbered_captioned_figures(built_book):
 def test_patient_name_not_in_built_html(built_book):
     _, index, _ = built_book
     parts = EXAMPLE_PATIENT_NAME.split("^")
-    for html in index.parent.rglob("*.html"):
-        text = html.read_text(errors="ignore")
+    for page in index.parent.rglob("*.html"):
+        text = page.read_text(errors="ignore")
         for part in parts:
-            assert part not in text, html
+            assert part not in text, page
 
 
 def test_chapter_01_saliency_is_set_against_its_controls(built_book):
@@ -181,3 +185,40 @@ def test_chapter_05_shows_tables_1_to_4_the_selection_and_the_cascade(built_book
     for shown in ("Table 1 #4: early sign, lesion concatenation", "Table 3: early sign, WC40/WW40",
                   "Table 4: freeze #0-4 (= all conv-pooling layers here)", "f(theta) picks", "weighted kappa"):
         assert shown in text, shown
+
+
+def _output_text(path) -> str:
+    """Every HTML, Markdown and plain-text output of an executed notebook, unescaped."""
+    nb = nbformat.read(path, as_version=4)
+    return html.unescape("\n".join(str(o.get("data", {}).get(kind, "")) + str(o.get("text", ""))
+                                   for c in nb.cells for o in c.get("outputs", [])
+                                   for kind in ("text/html", "text/markdown", "text/plain")))
+
+
+def test_chapter_06_reads_every_claim_from_the_run_records(built_book, tmp_path):
+    """At least fifteen claims with a verdict each, every one on the page as the records
+    give it; a changed record changes the page."""
+    executed, index, _ = built_book
+    runs = data_dir() / "runs"
+    chapters = {c: "synthetic" for c in PAPER_CHAPTERS}
+    claims = claims_table(load_records(runs, chapters, "smoke", 0))
+    assert len(claims) >= 15 and set(claims.verdict) <= set(VERDICTS)
+    assert (claims.why != "").all() and "no run record" not in " ".join(claims.why)
+    text = _output_text(executed["06_synthesis"])
+    for _, row in claims.iterrows():
+        assert row.claim in text and row.ours in text, row.claim
+    assert "CLAIM 2024" in text and "TRIPOD+AI" in text and "make chapter NAME=03_ctnet_ht" in text
+    assert (index.parent / "api.html").exists()
+
+    copy = tmp_path / "runs"
+    for chapter in chapters:
+        shutil.copytree(runs / f"{chapter}-synthetic-smoke-seed0", copy / f"{chapter}-synthetic-smoke-seed0")
+    path = copy / "03_ctnet_ht-synthetic-smoke-seed0" / "results.json"
+    record = json.loads(path.read_text())
+    key = next(k for k in record["metrics"] if k.startswith("CTNet, ") and "fold CV" in k)
+    record["metrics"][key]["auc"] |= {"estimate": 0.123, "lower": 0.111, "upper": 0.135}
+    path.write_text(json.dumps(record))
+    changed = _output_text(execute_chapter("06_synthesis", {"profile": "smoke", "runs": str(copy)},
+                                           output=tmp_path / "06.ipynb"))
+    assert "0.123 [0.111, 0.135]" in changed and "0.123 [0.111, 0.135]" not in text
+    assert "the opposite: the interval of CTNet's AUC lies below 0.5" in changed

@@ -21,10 +21,22 @@ def test_every_manifest_is_complete():
     for name in EXPECTED:
         m = load_manifest(name)
         for key in ("title", "source", "licence", "citation", "modality", "subjects", "layout",
-                    "labels", "chapters", "download", "default_location", "loader"):
+                    "labels", "download", "default_location", "loader"):
             assert m.get(key), (name, key)
+        assert isinstance(m["chapters"], dict) and all(isinstance(v, str) and v for v in m["chapters"].values()), name
         assert m["source"]["url"]
         assert m["default_location"].startswith("<data directory>/")
+
+
+def test_every_chapter_a_manifest_names_accepts_that_dataset():
+    """The real-data table of chapter 06 comes from the manifests: each chapter a manifest
+    names must take the dataset in its dataset (or, chapter 05, source) parameter."""
+    from stroke_lib.book import declared_parameters
+    for name in EXPECTED - {"synthetic"}:
+        for chapter in load_manifest(name)["chapters"]:
+            declared = declared_parameters(chapter)
+            helps = " ".join(declared[p]["help"] for p in ("dataset", "source") if p in declared)
+            assert name in helps, (name, chapter, helps)
 
 
 def test_check_empty_folder_names_each_missing_file(tmp_path, capsys):

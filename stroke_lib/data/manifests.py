@@ -1,7 +1,8 @@
 """Dataset manifests (``data_manifests/*.yaml``) and the check of a dataset on disk.
 
 A manifest names a dataset's source, licence, citation, modalities, size, layout, where
-its labels are, which chapters can use it, how to download it, where it is read from by
+its labels are, which chapters can use it (``chapters``: chapter -> what that chapter
+leaves out on it), how to download it, where it is read from by
 default (``default_location``: ``<data directory>/<name>``) and which loader reads it
 (``loader``: a function of ``stroke_lib.data``). Its ``layout`` says what must be present:
 ``files`` (each must exist), ``globs`` (each must match a file) and ``per_subject`` (for
@@ -48,7 +49,7 @@ def manifest_table() -> pd.DataFrame:
                 "modality": ", ".join(m["modality"]),
                 "subjects": m["subjects"],
                 "licence": m["licence"],
-                "chapters": ", ".join(m["chapters"]),
+                "chapters": ", ".join(m["chapters"]) or "none (a loader only)",
                 "source": m["source"]["url"],
                 "doi": m["source"].get("doi", ""),
             }
