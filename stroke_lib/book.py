@@ -9,9 +9,10 @@ table instead. ``build_html`` builds the HTML from executed notebooks without ex
 
 Every execution writes ``NAME.cache.json`` beside the executed notebook (its key and wall
 time; see ``stroke_lib.cache``). ``build_book`` re-executes a chapter only when its key
-changed ("unchanged, reused" otherwise; ``force=True`` re-executes all), skips the HTML
-build when no chapter and no page changed and the HTML exists, prints each chapter's time
-and the total, and writes them to ``BOOK/_build/build_log.json``. ``execute_chapter``
+changed ("unchanged, reused" otherwise; ``force=True`` re-executes all; the key of a
+chapter that reads other runs' records, ``CHAPTER_INPUTS``, includes those records),
+skips the HTML build when no chapter and no page changed and the HTML exists, prints
+each chapter's time and the total, and writes them to ``BOOK/_build/build_log.json``. ``execute_chapter``
 always re-executes unless called with ``cache=True``.
 """
 
@@ -38,6 +39,24 @@ BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CHAPTER_DIR = BOOK_DIR / "chapters"
 PARAMETER_TAGS = {"parameters", "injected-parameters"}
+
+
+def _run_records() -> list[Path]:
+    from stroke_lib.paths import data_dir
+
+    return sorted((data_dir() / "runs").glob("*/results.json"))
+
+
+def _benchmark_records() -> list[Path]:
+    from stroke_lib.benchmark_records import RECORD_DIR
+
+    return sorted(Path(RECORD_DIR).glob("*.json"))
+
+
+#: Chapters that read what other runs wrote, with the files they read: their cache key
+#: includes those files, so a re-executed paper chapter (a new run record) or a new
+#: benchmark record re-executes the chapter that reads it.
+CHAPTER_INPUTS = {"06_synthesis": _run_records, "90_reproducibility": _benchmark_records}
 
 
 def chapter_names() -> list[str]:
@@ -135,7 +154,8 @@ def _run_chapter(name: str, parameters: dict[str, object], output: Path | None, 
     declared = papermill.inspect_notebook(str(src))
     _check_declared(name, declared, parameters)
     out = Path(output) if output else CHAPTER_DIR / f"{name}.ipynb"
-    key, parts = exec_cache.chapter_key(NOTEBOOK_DIR / f"{name}.py", declared, parameters, code)
+    inputs = CHAPTER_INPUTS[name]() if name in CHAPTER_INPUTS else None
+    key, parts = exec_cache.chapter_key(NOTEBOOK_DIR / f"{name}.py", declared, parameters, code, inputs)
     if use_cache and exec_cache.is_fresh(out, key):
         return out, True, float(exec_cache.read_record(out).get("seconds", 0.0))
     out.parent.mkdir(parents=True, exist_ok=True)

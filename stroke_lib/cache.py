@@ -92,13 +92,17 @@ def data_fingerprint(parameters: dict[str, object]) -> dict[str, object]:
 
 
 def chapter_key(source: Path, declared: dict[str, dict[str, str]], parameters: dict[str, object],
-                code: str | None = None) -> tuple[str, dict]:
-    """The key of an execution of chapter ``source`` and the parts it is made of."""
+                code: str | None = None, inputs: list[Path] | None = None) -> tuple[str, dict]:
+    """The key of an execution of chapter ``source`` and the parts it is made of;
+    ``inputs``: files the chapter reads that other runs write (run or benchmark records),
+    whose names and contents join the key."""
     from stroke_lib.runtime import versions
 
     params = resolved_parameters(declared, parameters)
     parts = {"source": file_hash(source), "parameters": params, "code": code or code_hash(),
              "data": data_fingerprint(params), "versions": versions()}
+    if inputs is not None:
+        parts["inputs"] = tree_hash(sorted(inputs))
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest(), parts
 

@@ -145,3 +145,19 @@ def test_real_data_key_follows_its_label_table(tmp_path):
     (root / "participants.tsv").write_text("participant_id\tnihss\nsub-1\t4\n")
     assert cache.data_fingerprint(params) != before
     assert "root" not in cache.data_fingerprint({"dataset": "synthetic"})
+
+
+def test_a_chapter_that_reads_records_is_re_executed_when_a_record_changes(tmp_book, tmp_path, monkeypatch):
+    """c2 stands for the synthesis chapter: it reads a record another run writes; a new
+    record re-executes it (and only it), an unchanged one does not."""
+    book_dir, _, _ = tmp_book
+    record = tmp_path / "runs" / "results.json"
+    record.parent.mkdir()
+    record.write_text('{"auc": 0.7}')
+    monkeypatch.setattr(book, "CHAPTER_INPUTS", {"c2": lambda: [record]})
+    book.build_book({"profile": "smoke"}, book_dir)
+    book.build_book({"profile": "smoke"}, book_dir)
+    assert _status(book_dir) == {"c1": "reused", "c2": "reused"}
+    record.write_text('{"auc": 0.8}')
+    book.build_book({"profile": "smoke"}, book_dir)
+    assert _status(book_dir) == {"c1": "reused", "c2": "executed"}
