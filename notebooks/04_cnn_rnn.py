@@ -28,7 +28,7 @@ seed: int = 0
 n_subjects: int = 0  # embedded cohort size; 0: the profile's default
 in_plane: int = 0  # embedded cohort pixels per side of an axial slice; 0: the profile's default
 model_in_plane: int = 0  # model input pixels per side; 0: 32 in smoke, the cohort's in full
-epochs: int = 0  # 0: 15 in smoke, the profile's default in full
+epochs: int = 0  # 0: 11 in smoke, the profile's default in full
 lr: float = 0.0  # 0: the profile's (3e-3 in smoke, 1e-3 in full)
 folds: int = 0  # patient-level cross-validation; 0: the profile's default
 augment: bool = False  # the book's augmentation and a flip while training; the other setting is a row
@@ -74,7 +74,7 @@ from stroke_lib.two_stage import two_stage_cv
 run = start_run(profile, device, seed)
 s = run.settings
 slim = run.profile == "smoke"
-epochs = epochs or (15 if slim else int(s["epochs"]))
+epochs = epochs or (11 if slim else int(s["epochs"]))
 lr = lr or float(s["lr"])
 folds = folds or int(s["folds"])
 n_bootstrap = n_bootstrap or int(s["bootstrap"])

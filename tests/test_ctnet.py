@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.model_selection import ShuffleSplit
 
-from stroke_lib.ct_features import measure_ct
+from stroke_lib.ct_features import ct_features, measure_ct
 from stroke_lib.data import load_embedded, read_ct_series, read_nifti
 from stroke_lib.data.synthetic import CohortSpec, generate_cohort
 from stroke_lib.data.volume import Volume
@@ -206,6 +206,14 @@ def test_ct_measurements_see_a_painted_hypodensity_and_hyperdense_vessel(small_c
     assert after["infarct_ml"] > before["infarct_ml"] + 0.5
     assert after["hyperdense_ml"] > before["hyperdense_ml"]
     assert all(np.isfinite(v) for v in after.values())
+
+
+def test_ct_measurements_in_two_processes_equal_those_in_one(small_cohort):
+    folders = sorted((small_cohort / "sourcedata/ct").glob("sub-*/NCCT_HEAD"))[:4]
+    rows = pd.DataFrame({"image": [str(f) for f in folders]}, index=[10, 11, 12, 13])
+    one, two = ct_features(rows, workers=1), ct_features(rows, workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    assert list(two.index) == [10, 11, 12, 13] and two.loc[10].to_dict() == measure_ct(read_ct_series(folders[0]))
 
 
 def test_tissue_shares_of_2d_maps_read_across_slices():
