@@ -106,8 +106,23 @@ counts = claims.verdict.value_counts().reindex(list(VERDICTS), fill_value=0)
 glue("n_claims", f"{len(claims)}", display=False)
 glue("verdict_counts", ", ".join(f"{n} {v}" for v, n in counts.items()), display=False)
 
+
+def listing(verdict: str) -> str:
+    """The claims of one verdict as a sentence: "chapter: claim; ..."."""
+    part = claims[claims.verdict == verdict]
+    return "; ".join(f"{r.claim} ({r.chapter[:2]})" for r in part.itertuples()) or "none"
+
+
+glue("supported_list", listing("supported"), display=False)
+glue("untestable_list", listing("not testable here"), display=False)
+
 # %% [markdown]
 # Of {glue:text}`n_claims` claims: {glue:text}`verdict_counts` ({glue:text}`tag`).
+# Supported here: {glue:text}`supported_list`. Not testable here:
+# {glue:text}`untestable_list`. Every other claim is not supported by this run: its
+# interval includes no difference or lies on the other side, as *why* says for each. A
+# smoke run has few patients and few epochs, so "not shown" is the common verdict; the
+# full profile narrows every interval.
 #
 # ### The ceilings beside them
 #
@@ -151,16 +166,19 @@ display(shortfalls)
 costs = run_costs(folder)
 if len(costs):
     display(costs.set_index(["chapter", "dataset", "profile", "device", "seed"]))
-    smoke = costs[(costs.profile == "smoke") & (costs.seed == seed) & costs.seconds.map(lambda v: isinstance(v, (int, float)))]
-    glue("smoke_total", f"{smoke.seconds.sum() / 60:.0f} minutes over {len(smoke)} records" if len(smoke) else "-",
-         display=False)
 else:
-    glue("smoke_total", "-", display=False)
     display(Markdown("No run record yet."))
+if not (costs.profile == "full").any():
+    display(Markdown("No full-profile record here: the full profile runs on a GPU (`make book PROFILE=full`), "
+                     "and its times appear in this table once it has."))
+read = [r["seconds"] for r in records.values() if isinstance(r.get("seconds"), (int, float))]
+glue("read_total", f"{sum(read) / 60:.1f} minutes for the {len(read)} records this page read "
+     f"({run.profile} profile, seed {seed})" if read else "no time: the records this page read predate it",
+     display=False)
 
 # %% [markdown]
-# The smoke runs of seed 0 above took {glue:text}`smoke_total` in all. The appendix
-# gives the speed of each network on the machines that measured it.
+# The paper chapters took {glue:text}`read_total`. The appendix gives the speed of each
+# network on the machines that measured it.
 #
 # ## Reporting checklists
 #
@@ -186,7 +204,7 @@ display(pd.DataFrame(summary).set_index("checklist"))
 # %% [markdown]
 # ## Running on real data
 #
-# Every chapter switches to a public dataset with one parameter. The manifest of each
+# Every chapter that trains switches to a public dataset with one parameter. The manifest of each
 # dataset (`data_manifests/`) says where to get it, its licence, the layout it must have
 # on disk and which chapters read it; the table gives, for each, the command and what
 # that chapter leaves out on it. Each of these pairs is tested on a small fixture

@@ -65,7 +65,7 @@ def _key(record: dict, model: str, evaluation: str) -> str:
     """The metrics-table name ``"<model>, <evaluation...>"`` of a record."""
     hits = [k for k in record["metrics"] if k.startswith(f"{model}, ") and evaluation in k]
     if not hits:
-        raise KeyError(f"no metrics table of {model!r} with {evaluation!r}")
+        raise KeyError(f"metrics table of {model} on {evaluation}")
     return hits[0]
 
 
