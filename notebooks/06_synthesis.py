@@ -85,8 +85,12 @@ if missing:
 #   above 0.5, a best option above every other;
 # - **not supported**: it does not, and *why* says whether the interval includes no
 #   difference (not shown) or lies on the other side (the opposite);
-# - **not testable here**: the claim is a number no run stands behind, or needs a part
-#   the run did not have.
+# - **not testable here**: the claim is a placeholder the authors never measured, or
+#   needs a part the run did not have.
+#
+# A claim that something does *not* help is supported when no gain is shown (the
+# interval does not lie above 0); an interval as wide as a smoke run's cannot rule a
+# gain out, and *why* says so.
 #
 # A number on the paper's private cohort cannot be reproduced on the embedded one; what
 # can be tested is whether the method does what is claimed where the truth is known.
@@ -96,12 +100,12 @@ if missing:
 # %%
 claims = claims_table(records)
 published_yaml = yaml.safe_load((REPO_ROOT / "book" / "published_numbers.yaml").read_text())
+SHOWN = {"published": "published (the paper's data)", "ours": "ours [95% CI]", "data": "our cohort and design"}
 for chapter, part in claims.groupby("chapter", sort=False):
-    display(Markdown(f"**{chapter}**. Published: {published_yaml[PAPER_CHAPTERS[chapter]]['source']}"))
-    view = part.drop(columns=["chapter", "paper"]).set_index("claim")
-    view.columns.name = f"ours: {records[chapter]['parameters'].get('dataset', 'synthetic')}" if chapter in records \
-        else "no run record"
-    display(view)
+    ours_on = (f"ours on {records[chapter]['parameters'].get('dataset', 'synthetic')}, {run.profile} profile"
+               if chapter in records else "no run record of ours")
+    display(Markdown(f"**{chapter}** ({ours_on}). Published: {published_yaml[PAPER_CHAPTERS[chapter]]['source']}"))
+    display(part.drop(columns=["chapter", "paper"]).set_index("claim").rename(columns=SHOWN))
 counts = claims.verdict.value_counts().reindex(list(VERDICTS), fill_value=0)
 glue("n_claims", f"{len(claims)}", display=False)
 glue("verdict_counts", ", ".join(f"{n} {v}" for v, n in counts.items()), display=False)
@@ -117,7 +121,8 @@ glue("supported_list", listing("supported"), display=False)
 glue("untestable_list", listing("not testable here"), display=False)
 
 # %% [markdown]
-# Of {glue:text}`n_claims` claims: {glue:text}`verdict_counts` ({glue:text}`tag`).
+# Of {glue:text}`n_claims` claims: {glue:text}`verdict_counts` (all of ours on
+# {glue:text}`tag`).
 # Supported here: {glue:text}`supported_list`. Not testable here:
 # {glue:text}`untestable_list`. Every other claim is not supported by this run: its
 # interval includes no difference or lies on the other side, as *why* says for each. A
@@ -129,8 +134,12 @@ glue("untestable_list", listing("not testable here"), display=False)
 # What the best possible model reaches on each chapter's own task and population: the
 # AUC of the truth the generator knows (the latent risk behind each label, what of it
 # the image shows, or the true lesion share of each region), from each chapter's
-# record. A published AUC means little without the ceiling of its task: a label that
-# depends on what the image cannot show caps every model.
+# record. The **oracle ceiling** is the AUC of the true latent risk of each label (or
+# of the true lesion share of each region); the **image-only ceiling** that of the part
+# of the risk the image itself shows; the **mask reader** reads the true lesion masks at
+# the model's input size. A published AUC means little without the ceiling of its task:
+# a label that depends on what the image cannot show caps every model, and ours stand
+# beside them in the claims above.
 
 # %%
 ceilings = ceilings_table(records)
@@ -145,10 +154,12 @@ else:
 # ## Where the papers' evaluations fall short
 #
 # Each practice below is one the papers followed or a check they left out; each chapter
-# measured what it does to the numbers, on its own patients ({glue:text}`tag`).
+# measured what it does to the numbers, on its own patients ({glue:text}`tag`). With a
+# smoke run's few patients an interval is wide: "not shown" there means too few
+# patients to tell, not that the practice is harmless.
 
 # %%
-shortfalls = shortfalls_table(records).set_index(["paper", "practice"])
+shortfalls = shortfalls_table(records).set_index(["chapter", "practice"])
 shortfalls.columns.name = tag
 display(shortfalls)
 
@@ -156,8 +167,8 @@ display(shortfalls)
 # ## What each chapter costs
 #
 # Every run record under the records folder, whichever dataset, profile and device it
-# ran on: the chapter's wall time in seconds, from its start to writing its record
-# (only its last tables come after).
+# ran on: the chapter's wall time in seconds, from its start to writing its record, on
+# the machine named by its device.
 # The smoke profile is the book's default on a CPU; the full profile is the study
 # proper, on a GPU. A row appears for each combination that has been run on this
 # machine.
@@ -165,7 +176,8 @@ display(shortfalls)
 # %%
 costs = run_costs(folder)
 if len(costs):
-    display(costs.set_index(["chapter", "dataset", "profile", "device", "seed"]))
+    display(costs.rename(columns={"seconds": "wall time (s)"}).set_index(["chapter", "dataset", "profile", "device",
+                                                                         "seed"]))
 else:
     display(Markdown("No run record yet."))
 if not (costs.profile == "full").any():

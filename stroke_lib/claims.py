@@ -94,20 +94,26 @@ def _tractnet_vs_cnns(r: dict) -> dict:
     name = min(tests, key=lambda k: tests[k].value)
     return difference_row("outperformed (no number for the others)", tests[name],
                           data_text(r, "same folds, paired DeLong"),
-                          f"TRACT-NET minus the closer CNN ({name.split(',')[0]})")
+                          f"the AUC difference, TRACT-NET minus the stronger baseline CNN ({name.split(',')[0]})")
 
 
-@claim("02_tractnet", "Each skip-connection module adds to TRACT-NET")
+@claim("02_tractnet", "Each module (coordinate attention, efficient attention, Mamba) adds to TRACT-NET")
 def _tractnet_ablations(r: dict) -> dict:
-    tests = {k: difference(v) for k, v in r["ablation_delong"].items()}
-    shown = [k for k, d in tests.items() if d.lower > 0]
-    smallest = min(tests, key=lambda k: tests[k].value)
-    verdict = ("supported", "every variant without a module scores lower, each interval above 0") \
-        if len(shown) == len(tests) else \
-        ("not supported", f"{len(shown)} of {len(tests)} removals lower the AUC with an interval above 0")
-    return row("the design (abstract; no ablation published)",
-               f"full minus {smallest.removeprefix('without ')}: {signed(tests[smallest])}",
-               data_text(r, f"{len(tests)} ablations, paired DeLong"), verdict)
+    tests = {k.removeprefix("without "): difference(v) for k, v in r["ablation_delong"].items()}
+    ours = "; ".join(f"without {k}: {signed(d)}" for k, d in tests.items())
+    lower = [k for k, d in tests.items() if d.lower > 0]
+    higher = [k for k, d in tests.items() if d.upper < 0]
+    if len(lower) == len(tests):
+        verdict = ("supported", "removing any one module lowers the AUC, each interval of the full network "
+                   "minus the variant above 0")
+    elif higher:
+        verdict = ("not supported", f"the opposite for {', '.join(higher)}: removing it raises the AUC; "
+                   f"{len(lower)} of {len(tests)} removals lower it with an interval above 0")
+    else:
+        verdict = ("not supported", f"{len(lower)} of {len(tests)} removals lower the AUC with an interval above 0; "
+                   "the others are not shown to matter")
+    return row("the design (the abstract gives no ablation)", f"AUC, full minus variant: {ours}",
+               data_text(r, f"{len(tests)} ablations on the first fold's test patients, paired DeLong"), verdict)
 
 
 # --- CTNet (chapter 03) -----------------------------------------------------------------
@@ -128,17 +134,21 @@ def _ctnet_vs_readers(r: dict) -> dict:
         return row("-", "-", data_text(r, "-"), ("not testable here", "no reader's record on this dataset"))
     return difference_row(f"neurologists' mean AUC {paper_value('ctnet', 'neurologists, mean', 'auc'):.3f} "
                           f"against CTNet's {paper_value('ctnet', 'CTNet, Tiantan test set', 'auc'):.3f}",
-                          difference(tests[name]), data_text(r, "same folds, paired DeLong"),
-                          "CTNet minus a logistic regression on the signs a reader records")
+                          difference(tests[name]),
+                          data_text(r, "a logistic regression on the signs a reader records stands in for the "
+                                       "readers; same folds, paired DeLong"),
+                          "the AUC difference, CTNet minus the reader's record")
 
 
 def _ctnet_vs(label: str, paper_row: str) -> ClaimFn:
     def read(r: dict) -> dict:
         sens = paper_value("ctnet_table3", paper_row, "sensitivity")
         spec = paper_value("ctnet_table3", paper_row, "specificity")
-        return difference_row(f"sensitivity {sens:.2f}, specificity {spec:.2f} (calls every image HT)",
+        ctnet = paper_value("ctnet", "CTNet, Tiantan test set", "auc")
+        return difference_row(f"{paper_row.split(' (')[0]}: sensitivity {sens:.2f}, specificity {spec:.2f} (it "
+                              f"calls every image HT); CTNet's AUC {ctnet:.3f}",
                               difference(r["paired_delong_vs_ctnet"][label]), data_text(r, "same folds, paired DeLong"),
-                              f"CTNet minus the {label}")
+                              f"the AUC difference, CTNet minus the {label}")
     return read
 
 
@@ -160,8 +170,8 @@ def _ctnet_skull(r: dict) -> dict:
     bar = max(uniform, float(random.share))
     verdict = ("supported", f"its interval lies above both a uniform map's share ({uniform:.3f}) and the same "
                f"network's with random weights ({random.share:.3f})") if float(trained["lower"]) > bar else \
-        ("not supported", f"no more than a uniform map ({uniform:.3f}) or the same network with random weights "
-         f"({random.share:.3f}) puts there")
+        ("not supported", f"{'less' if float(trained['upper']) < bar else 'no more'} than a uniform map "
+         f"({uniform:.3f}) or the same network with random weights ({random.share:.3f}) puts there")
     share = Estimate(float(trained["share"]), float(trained["lower"]), float(trained["upper"]))
     return row("stated in the paper's limitations (no number)",
                f"{share.text()} of the {trained.method} energy on the skull",
@@ -175,7 +185,7 @@ def _placeholder(cohort: str, table: str) -> ClaimFn:
         ours = metric(r, table, "auc") if table in r["metrics"] else "-"
         return row(f"AUC {paper_value('waghmare', cohort, 'auc'):.2f} (a placeholder, by the authors' own words)", ours,
                    data_text(r, "one class against the rest, cross-validated by patient"),
-                   ("not testable here", "no run stands behind the published value: there is nothing to reproduce"))
+                   ("not testable here", "a placeholder the authors never measured: there is nothing to reproduce"))
     return read
 
 
@@ -194,7 +204,8 @@ def _rnn_adds(r: dict) -> dict:
     best = max(tests, key=lambda k: tests[k].value)
     return difference_row("no number (methods section)", negated(tests[best]),
                           data_text(r, "same folds, paired bootstrap of the macro AUC"),
-                          f"CNN + GRU minus the best CNN without it ({best.removeprefix('CNN, ')})")
+                          f"the macro AUC difference, CNN + GRU minus the best CNN without it "
+                          f"({best.removeprefix('CNN, ')})")
 
 
 @claim("04_cnn_rnn", "Transfer learning helps where data are few")
@@ -205,7 +216,7 @@ def _transfer_few(r: dict) -> dict:
     g = gains[0]
     return difference_row("no number (methods section)", difference(g),
                           data_text(r, f"{g['training patients (%)']}% of the target patients, paired bootstrap"),
-                          "fine-tuned minus from scratch, macro AUC")
+                          "the macro AUC difference, fine-tuned minus from scratch")
 
 
 # --- Jung and Whangbo (chapter 05) ------------------------------------------------------
@@ -220,7 +231,8 @@ def _concat_old(r: dict) -> dict:
         return row("-", "-", data_text(r, "-"), ("not testable here", "no old-infarct task on this dataset"))
     a, b = _jung_auc("Table 1 #2: old infarct, lesion concatenation"), _jung_auc("Table 1 #1: old infarct, single slice")
     return difference_row(f"AUC {a:.4f} against {b:.4f} ({a - b:+.4f})", difference(r["concatenation"]["old"]),
-                          data_text(r, "regions, paired patient bootstrap"), "concatenation minus single slice")
+                          data_text(r, "regions, paired patient bootstrap"),
+                          "the AUC difference, concatenation minus single slice")
 
 
 @claim("05_adaptive_transfer", "Lesion concatenation does not help on early signs")
@@ -228,7 +240,8 @@ def _concat_early(r: dict) -> dict:
     a, b = _jung_auc("Table 1 #4: early sign, lesion concatenation"), _jung_auc("Table 1 #3: early sign, single slice")
     d = difference(r["concatenation"]["early"])
     verdict = ("not supported", "the interval lies above 0: concatenation helps here") if d.lower > 0 else \
-        ("supported", "no gain shown (the interval's lower end is at or below 0); an interval cannot prove none")
+        ("supported", "no gain shown (the interval's lower end is at or below 0): a claim of no effect is "
+         "supported when no effect is shown, though an interval this wide cannot rule one out")
     return row(f"AUC {a:.4f} against {b:.4f} ({a - b:+.4f})", signed(d), data_text(r, "regions, paired patient bootstrap"),
                verdict)
 
@@ -272,16 +285,20 @@ def _f_theta(r: dict) -> dict:
 @claim("05_adaptive_transfer", "Adaptive transfer improves on the model without it")
 def _adaptive_gain(r: dict) -> dict:
     gain = paper_value("jung", "adaptive transfer against the model without it (section 3.4)", "relative_gain_pct")
-    return difference_row(f"+{gain:.2f}% (metric not stated)", difference(r["transfer_vs_scratch"]),
-                          data_text(r, "early sign, paired patient bootstrap"), "AUC, transferred minus not transferred")
+    return difference_row(f"+{gain:.2f}% (the metric, and relative or absolute, not stated)",
+                          difference(r["transfer_vs_scratch"]),
+                          data_text(r, "early sign, paired patient bootstrap; tested as an AUC difference"),
+                          "the AUC difference (transferred minus not transferred)")
 
 
 @claim("05_adaptive_transfer", "The whole system improves on a plain SE-ResNeXt by 18.72%")
 def _system_gain(r: dict) -> dict:
     gain = paper_value("jung", "the whole system against SE-ResNeXt on the original images (abstract, conclusion)",
                        "relative_gain_pct")
-    return difference_row(f"+{gain:.2f}% (metric not stated)", difference(r["system_vs_plain"]),
-                          data_text(r, "early sign, paired patient bootstrap"), "AUC, the system minus the plain model")
+    return difference_row(f"+{gain:.2f}% (the metric, and relative or absolute, not stated)",
+                          difference(r["system_vs_plain"]),
+                          data_text(r, "early sign, paired patient bootstrap; tested as an AUC difference"),
+                          "the AUC difference (the system minus the plain model)")
 
 
 def claims_table(records: dict[str, dict]) -> pd.DataFrame:
@@ -305,7 +322,7 @@ def claims_table(records: dict[str, dict]) -> pd.DataFrame:
 
 # --- Where the papers' evaluations fall short -------------------------------------------
 
-SHORTFALL_COLUMNS = ["paper", "practice", "measured here", "what it costs", "data"]
+SHORTFALL_COLUMNS = ["chapter", "practice", "measured here", "what it costs", "data"]
 
 
 def compared(d: Estimate, a: str, b: str) -> str:
@@ -336,7 +353,8 @@ def _one_test_set(r: dict) -> tuple[str, str, str]:
     aucs = {k: v for k, v in r["fold_aucs"].items() if "fold" in k.lower()}
     lo, hi = min(aucs.values()), max(aucs.values())
     return (f"AUC on each of {len(aucs)} patient folds: {lo:.2f} to {hi:.2f}",
-            f"one test set of that size could report anything from {lo:.2f} to {hi:.2f}", data_text(r, "patient folds"))
+            f"one test fold alone could have reported anything from {lo:.2f} to {hi:.2f}",
+            data_text(r, "patient folds of a fifth of the cohort each"))
 
 
 def _weighted_recall(r: dict) -> tuple[str, str, str]:
@@ -383,24 +401,24 @@ def _no_simple_baseline(r: dict) -> tuple[str, str, str]:
             data_text(r, "same folds, paired DeLong"))
 
 
-SHORTFALLS: list[tuple[str, str, str, Callable[[dict], tuple[str, str, str]]]] = [
-    ("03_ctnet_ht", "ctnet", "a random 9:1 split of scans: a patient's scans can sit on both sides", _leak_scan),
-    ("05_adaptive_transfer", "jung", "images split at random, not patients", _leak_image),
-    ("03_ctnet_ht", "ctnet", "one test set of 61 patients", _one_test_set),
-    ("02_tractnet", "tractnet", "a class-weighted recall reported as sensitivity", _weighted_recall),
-    ("05_adaptive_transfer", "jung", "an F-1 above its own precision and recall (a class-weighted F1)", _weighted_f1),
-    ("05_adaptive_transfer", "jung", "no interval on any number", _no_interval),
-    ("03_ctnet_ht", "ctnet", "attention maps shown without a control", _saliency),
-    ("02_tractnet", "tractnet", "no baseline without deep learning", _no_simple_baseline),
+SHORTFALLS: list[tuple[str, str, Callable[[dict], tuple[str, str, str]]]] = [
+    ("03_ctnet_ht", "a random 9:1 split of scans: a patient's scans can sit on both sides", _leak_scan),
+    ("05_adaptive_transfer", "images split at random, not patients", _leak_image),
+    ("03_ctnet_ht", "one test set of 61 patients", _one_test_set),
+    ("02_tractnet", "a class-weighted recall reported as sensitivity", _weighted_recall),
+    ("05_adaptive_transfer", "an F1 above its own precision and recall (a class-weighted F1)", _weighted_f1),
+    ("05_adaptive_transfer", "no interval on any number", _no_interval),
+    ("03_ctnet_ht", "attention maps shown without a control", _saliency),
+    ("02_tractnet", "no baseline without deep learning", _no_simple_baseline),
 ]
 
 
 def shortfalls_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per practice in ``SHORTFALLS``: the paper, the practice, what its chapter
+    """One row per practice in ``SHORTFALLS``, by chapter: the practice, what its chapter
     measured of it, what that costs, on which data; "-" where the chapter has no record
     or its record lacks the part."""
     rows = []
-    for chapter, paper, practice, fn in SHORTFALLS:
+    for chapter, practice, fn in SHORTFALLS:
         if chapter not in records:
             measured, cost, data = "-", f"not measured: no run record of {chapter} for these settings", "-"
         else:
@@ -408,6 +426,6 @@ def shortfalls_table(records: dict[str, dict]) -> pd.DataFrame:
                 measured, cost, data = fn(records[chapter])
             except KeyError as missing:
                 measured, cost, data = "-", f"not measured: the run record holds no {missing}", "-"
-        rows.append({"paper": paper, "practice": practice, "measured here": measured, "what it costs": cost,
+        rows.append({"chapter": chapter, "practice": practice, "measured here": measured, "what it costs": cost,
                      "data": data})
-    return pd.DataFrame(rows, columns=SHORTFALL_COLUMNS)
+    return pd.DataFrame(rows, columns=SHORTFALL_COLUMNS).sort_values("chapter", kind="stable", ignore_index=True)

@@ -123,12 +123,15 @@ def best_of(estimates: Mapping[str, Estimate], claimed: str) -> tuple[str, str]:
     """Verdict and reason for a claim that option ``claimed`` is the best of ``estimates``
     (option -> estimate, higher is better): supported only when it has the highest
     estimate and its interval lies above every other option's."""
-    top = max(estimates, key=lambda k: estimates[k].value)
-    others = [e for k, e in estimates.items() if k != claimed]
     if claimed not in estimates:
         return "not testable here", f"{claimed} was not run"
+    top = max(estimates, key=lambda k: estimates[k].value)
+    others = [e for k, e in estimates.items() if k != claimed]
     if top != claimed:
-        return "not supported", f"{top} is highest here ({estimates[top].text()})"
+        separated = estimates[top].lower > estimates[claimed].upper
+        return "not supported", (f"{top} is highest by its estimate ({estimates[top].text()}); "
+                                 + ("its interval lies above the claimed one's: the opposite" if separated
+                                    else "the intervals overlap: not shown either way"))
     if all(estimates[claimed].lower > e.upper for e in others):
         return "supported", "highest here, its interval above every other option's"
     return "not supported", "highest here by its estimate, but the intervals overlap: not shown"
