@@ -207,8 +207,9 @@ for checklist in checklists:
              "where": "; ".join(f"{c['chapter']}: {c['section']}" for c in it["covered"]) or "not covered",
              "how, or why not": it.get("note") or it.get("why")} for it in checklist["items"]]
     covered = sum(bool(it["covered"]) for it in checklist["items"])
+    moot = sum(not it["covered"] and it["why"].startswith("Not applicable") for it in checklist["items"])
     summary.append({"checklist": checklist["name"], "items": len(rows), "covered": covered,
-                    "not covered": len(rows) - covered})
+                    "not applicable": moot, "not covered": len(rows) - covered - moot})
     display(Markdown(f"**{checklist['name']}**: {checklist['source']}"))
     display(pd.DataFrame(rows).set_index("item"))
 display(pd.DataFrame(summary).set_index("checklist"))
