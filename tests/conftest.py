@@ -85,3 +85,27 @@ def run_chapter_text(name: str, params: dict, output: Path) -> str:
     assert not errors, errors[0].get("evalue") if errors else ""
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     return "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
+
+
+def book_state() -> dict[str, float]:
+    """Every file under book/chapters and book/_build with its modification time."""
+    from stroke_lib.book import BOOK_DIR
+
+    return {str(p): p.stat().st_mtime for d in ("chapters", "_build") if (BOOK_DIR / d).exists()
+            for p in (BOOK_DIR / d).rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Every chapter executed (smoke profile) into a temporary copy of the book, never into
+    book/, and its HTML built with warnings as errors, once per session: the executed
+    notebooks by chapter, the index page, and book/'s state before."""
+    from stroke_lib.book import build_html, chapter_names, copy_book_sources, execute_chapter
+
+    before = book_state()
+    book = copy_book_sources(tmp_path_factory.mktemp("book") / "book")
+    executed = {name: execute_chapter(name, {"profile": "smoke"}, output=book / "chapters" / f"{name}.ipynb")
+                for name in chapter_names()}
+    index = build_html(book)
+    return executed, index, before
+

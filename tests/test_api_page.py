@@ -1,6 +1,7 @@
-"""The library reference (book/api.md, Sphinx autodoc): built with warnings as errors into a
-temporary copy of the book (never into book/), it documents every module of stroke_lib
-and every public function and class with its anchor and docstring."""
+"""The library reference (book/api.md, Sphinx autodoc), as the session's built book has it
+(conftest's ``built_book``: warnings are errors, never built into book/): it documents
+every module of stroke_lib and every public function and class with its anchor and
+docstring."""
 
 from __future__ import annotations
 
@@ -9,26 +10,14 @@ import importlib
 import inspect
 import pkgutil
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import stroke_lib
-from stroke_lib.book import BOOK_DIR, copy_book_sources
-from stroke_lib.paths import REPO_ROOT
 
 pytestmark = pytest.mark.notebook
 
 #: Only the opening page and the reference, so the build takes seconds.
-API_TOC = """format: jb-book
-root: intro
-parts:
-  - caption: Appendix
-    chapters:
-      - file: api
-"""
 
 #: What docutils' smart quotes make of plain ASCII punctuation, mapped back.
 SMART = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
@@ -79,16 +68,11 @@ def plain_rst(line: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def api_html(tmp_path_factory) -> str:
-    book = copy_book_sources(tmp_path_factory.mktemp("api") / "book")
-    assert BOOK_DIR not in book.parents
-    (book / "_toc.yml").write_text(API_TOC)
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),
-           "--config", str(REPO_ROOT / "_config.yml"), "--toc", str(book / "_toc.yml"),
-           "--path-output", str(book), "-W", "--keep-going"]
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]  # -W: a warning fails it
-    return (book / "_build" / "html" / "api.html").read_text()
+def api_html(built_book) -> str:
+    """The reference page of the book the session built (every chapter and the HTML, with
+    warnings as errors: conftest's ``built_book``)."""
+    _, index, _ = built_book
+    return (index.parent / "api.html").read_text()
 
 
 def test_every_public_object_has_a_docstring():
@@ -118,3 +102,11 @@ def test_every_public_object_is_documented_with_its_docstring(api_html):
             undocumented.append((name, first))
     assert not absent, absent
     assert not undocumented, undocumented[:20]
+
+
+def test_the_page_documents_the_example_patient_name_without_its_value(api_html):
+    """The data chapter's example name never reaches the built book, the reference included."""
+    from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
+
+    assert 'id="stroke_lib.data.faults.EXAMPLE_PATIENT_NAME"' in api_html
+    assert not any(part in api_html for part in EXAMPLE_PATIENT_NAME.split("^"))

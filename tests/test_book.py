@@ -13,12 +13,12 @@ import sys
 import nbformat
 import pytest
 
-from stroke_lib.book import (BOOK_DIR, UnknownParameterError, build_html, chapter_names,
-                             copy_book_sources, execute_chapter)
+from stroke_lib.book import BOOK_DIR, UnknownParameterError, execute_chapter
 from stroke_lib.claims import PAPER_CHAPTERS, claims_table
 from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
 from stroke_lib.paths import REPO_ROOT, data_dir
 from stroke_lib.synthesis import VERDICTS, load_records
+from tests.conftest import book_state
 
 pytestmark = pytest.mark.notebook
 
@@ -26,26 +26,10 @@ pytestmark = pytest.mark.notebook
 DIRT = re.compile(r"\d+%\|| it/s|s/it\]|Warning:|Warning\b.*\n|Traceback \(most recent call last\)")
 
 
-def _book_state() -> dict[str, float]:
-    """Every file under book/chapters and book/_build with its modification time."""
-    return {str(p): p.stat().st_mtime for d in ("chapters", "_build") if (BOOK_DIR / d).exists()
-            for p in (BOOK_DIR / d).rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    before = _book_state()
-    book = copy_book_sources(tmp_path_factory.mktemp("book") / "book")
-    executed = {name: execute_chapter(name, {"profile": "smoke"}, output=book / "chapters" / f"{name}.ipynb")
-                for name in chapter_names()}
-    index = build_html(book)
-    return executed, index, before
-
-
 def test_book_dir_is_left_as_it_was(built_book):
     _, index, before = built_book
     assert BOOK_DIR not in index.parents
-    assert _book_state() == before
+    assert book_state() == before
 
 
 def test_every_chapter_executes(built_book):
