@@ -99,17 +99,15 @@ def measure_ct(ct: Volume) -> dict[str, float]:
             "leukoaraiosis_share": float(leuko.sum() / deep.sum()) if deep.any() else 0.0}
 
 
-def _read_and_measure(read: Callable[[pd.Series], Volume], row: pd.Series) -> dict[str, float]:
-    return measure_ct(read(row))
-
-
 def ct_features(rows: pd.DataFrame, reader: Callable[[pd.Series], Volume] | None = None,
                 workers: int = WORKERS) -> pd.DataFrame:
     """``measure_ct`` of each row's CT, one row per input row in order; ``reader`` reads a
-    row (default: the series folder ``image``). The scans are read and measured in
-    ``workers`` processes (joblib), each on its own: the same numbers as one process."""
+    row (default: the series folder ``image``). The scans are read here, as the workers
+    need them (a cohort validated on loading reads from ``dicom.SERIES_CACHE``), and
+    measured in ``workers`` processes (joblib), each on its own: the same numbers as one
+    process."""
     read = reader or (lambda r: read_ct_series(r.image))
-    jobs = (delayed(_read_and_measure)(read, r)
+    jobs = (delayed(measure_ct)(read(r))
             for _, r in tqdm(rows.iterrows(), total=len(rows), desc="measuring CT", leave=False))
     out = Parallel(n_jobs=workers)(jobs) if workers > 1 else [job[0](*job[1]) for job in jobs]
     return pd.DataFrame(out, index=rows.index)
