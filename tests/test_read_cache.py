@@ -107,20 +107,3 @@ def test_a_full_cache_keeps_what_it_holds():
     assert cache.get(stamps[0]).data[0] == 0 and cache.get(stamps[7]) is None
     assert cache.get(None) is None
 
-
-def test_prefetch_decodes_good_series_in_two_processes_and_leaves_a_bad_one_to_raise(tmp_path, monkeypatch):
-    monkeypatch.setattr(dicom, "SERIES_CACHE", ReadCache(max_bytes=1 << 20))
-    good = [tmp_path / f"s{k}" for k in range(3)]
-    for k, folder in enumerate(good):
-        _series(folder, 10 + k)
-    bad = _series(tmp_path / "bad", 20)
-    bad[2].write_bytes(bad[2].read_bytes()[:150])
-    _age(bad)
-    assert dicom.prefetch_ct_series([*good, tmp_path / "bad"], workers=2) == 3
-    assert len(dicom.SERIES_CACHE) == 3
-    expected = dicom._read_series(good[1], sorted(good[1].iterdir()), None)
-    assert np.array_equal(read_ct_series(good[1]).data, expected.data) and dicom.SERIES_CACHE.hits == 1
-    with pytest.raises(DataError) as err:
-        read_ct_series(tmp_path / "bad")
-    assert Path(err.value.path).name == bad[2].name
-    assert dicom.prefetch_ct_series(good, workers=1) == 0  # one worker: nothing to gain

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stroke_lib.data.dicom import prefetch_ct_series, read_ct_series
+from stroke_lib.data.dicom import read_ct_series
 from stroke_lib.data.manifests import load_manifest
 from stroke_lib.data.nifti import read_nifti
 from stroke_lib.data.participants import id_hint, read_participants
@@ -222,8 +222,6 @@ def load_ct_series_folders(
     aliases = Pseudonyms(name) if pseudonymize else None
     rows = []
     folders = sorted(p for p in root.glob(series_glob) if p.is_dir())
-    if validate:
-        prefetch_ct_series(folders)  # decoded in parallel; the checks below read them from memory
     for folder in tqdm(folders, desc="reading CT series", unit="series", leave=False):
         rel = folder.relative_to(root)
         pid, scan_id = rel.parts[0], f"{rel.parts[0]}_ct_{folder.name}"

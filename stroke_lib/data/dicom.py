@@ -19,18 +19,16 @@ own pseudonymous IDs.
 
 from __future__ import annotations
 
-import os
 import struct
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import nibabel as nib
 import numpy as np
 import pydicom
-from joblib import Parallel, delayed
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
@@ -177,9 +175,6 @@ def _series_uid(ds: Dataset, path: Path) -> str:
 #: a cohort validated on loading is read from memory when its inputs are prepared. 1 GiB
 #: holds every CT of the smoke cohort (about 0.5 MB a series) and a third of the full one's.
 SERIES_CACHE = ReadCache(max_bytes=1 << 30)
-
-#: Processes ``prefetch_ct_series`` decodes in (at most 4, one per core).
-PREFETCH_WORKERS = min(4, os.cpu_count() or 1)
 
 #: ``fix(ds, stored, intercept) -> (stored, intercept)``: a dataset's known pixel fix.
 PixelFix = Callable[[Dataset, np.ndarray, float], "tuple[np.ndarray, float]"]
@@ -339,43 +334,6 @@ def read_ct_series(
 def _series_stamp(folder: Path, paths: list[Path]) -> Stamp | None:
     files = file_stamps(paths)
     return None if files is None else (str(folder), *files)
-
-
-def _stamped_read(folder: Path) -> tuple[Stamp, Volume] | None:
-    """``(stamp, volume)`` of one series for ``prefetch_ct_series``; ``None`` when it is
-    racy or cannot be read (its reader names the problem when the caller reads it)."""
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    stamp = _series_stamp(folder, paths) if paths else None
-    if stamp is None:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return stamp, _read_series(folder, paths, None)
-    except DataError:
-        return None
-
-
-def prefetch_ct_series(folders: Sequence[str | Path], workers: int = PREFETCH_WORKERS) -> int:
-    """Decode the series of ``folders`` in ``workers`` processes (joblib) into
-    ``SERIES_CACHE``, in batches, until it is full; ``read_ct_series`` then finds them.
-    A series that cannot be read is left out here and raises when it is read. With one
-    worker nothing is done. Returns the number of series added."""
-    folders = [Path(f) for f in folders]
-    if workers < 2 or not folders:
-        return 0
-    added, largest, batch = 0, 0, 8 * workers
-    with Parallel(n_jobs=workers) as parallel:
-        for start in range(0, len(folders), batch):
-            if SERIES_CACHE.bytes + largest > SERIES_CACHE.max_bytes:
-                break
-            for got in parallel(delayed(_stamped_read)(f) for f in folders[start:start + batch]):
-                if got is not None:
-                    before = len(SERIES_CACHE)
-                    SERIES_CACHE.put(*got)
-                    added += len(SERIES_CACHE) - before
-                    largest = max(largest, got[1].data.nbytes)
-    return added
 
 
 def _read_series(folder: Path, paths: list[Path], fix: PixelFix | None) -> Volume:
