@@ -112,8 +112,8 @@ display(Markdown(task.availability(
 #
 # {py:func}`stroke_lib.train.fit` is the one training loop: AdamW with a cosine learning-rate
 # schedule, BCE loss with the positive class weighted by the class ratio, gradient
-# clipping, bf16 autocast on CUDA, early stopping on validation loss with the best epoch
-# kept and, when given a checkpoint folder (`TrainConfig.checkpoint_dir`), a checkpoint
+# clipping, bf16 autocast on CUDA, early stopping on validation loss (once a quarter of the
+# epochs has passed without a better one) with the best epoch kept and, when given a checkpoint folder (`TrainConfig.checkpoint_dir`), a checkpoint
 # every epoch that a killed run resumes from (the chapters, minutes long, pass none and
 # keep no weights). Every training sample is
 # augmented each time it is drawn (MONAI random affine, intensity scale and noise, seeded
@@ -124,7 +124,7 @@ display(Markdown(task.availability(
 # the Youden threshold; the test fold is never seen before it is scored.
 
 # %%
-config = TrainConfig(epochs=epochs, patience=max(3, epochs // 3), lr=float(s["lr"]),
+config = TrainConfig(epochs=epochs, patience=max(3, epochs // 4), lr=float(s["lr"]),
                      batch_size=int(s["batch_size"]), device=run.device, seed=seed, progress=False,
                      augment=augmentation(spatial_size=s["input_shape"]), cosine=True)
 x_int, y_int = data.x[internal], data.y[internal]

@@ -190,7 +190,7 @@ display(Markdown(task.availability(
 # trained here with chapter 01's settings.
 
 # %%
-config = TrainConfig(epochs=baseline_epochs, patience=max(3, baseline_epochs // 3), lr=float(s["lr"]),
+config = TrainConfig(epochs=baseline_epochs, patience=max(3, baseline_epochs // 4), lr=float(s["lr"]),
                      batch_size=int(s["batch_size"]), device=run.device, seed=seed, progress=False,
                      augment=augmentation(spatial_size=s["input_shape"]), cosine=True)
 x_int, y_int = data.x[internal], data.y[internal]
@@ -247,7 +247,8 @@ display(Markdown(f"The baselines' predictions were **{baseline_source}**."))
 # the folds and the seeds of every fold are theirs. One setting differs in the smoke
 # profile (parameters above): TRACT-NET and its ablations train for fewer epochs than the
 # baselines, so that the chapter, with its ablations, runs in minutes on two CPU cores;
-# early stopping (patience: a third of the epochs) ends most folds before either limit.
+# early stopping (patience: a quarter of the baselines' epochs, a third of TRACT-NET's) ends
+# most folds before either limit.
 # `-p lr` trains TRACT-NET at another learning rate than the baselines. Where a fold's
 # loss spikes for an epoch in the curves below (batches of 8 with batch normalisation),
 # early stopping keeps the epoch with the lowest validation loss.
