@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import contextmanager
 import os
 import random
 import tempfile
@@ -56,6 +57,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from monai.data import get_track_meta, set_track_meta
 from monai.transforms import Randomizable
 from monai.utils import convert_to_tensor
 from sklearn.model_selection import StratifiedGroupKFold
@@ -329,6 +331,19 @@ class _Forward:
         return self.model(x)
 
 
+@contextmanager
+def _plain_tensors():
+    """MONAI transforms inside return plain tensors, not MetaTensors (``set_track_meta``):
+    the same values without the metadata bookkeeping, which costs about a sixth of an
+    augmented 48^3 sample's time on a CPU and which training never reads."""
+    previous = get_track_meta()
+    set_track_meta(False)
+    try:
+        yield
+    finally:
+        set_track_meta(previous)
+
+
 def fit(
     model: nn.Module,
     x_train: torch.Tensor | Dataset,
@@ -468,7 +483,8 @@ def fit(
             else:
                 xb, yb = batch[0].to(dev, non_blocking=pin), batch[1].to(dev, label_dtype)
             if augment is not None:
-                xb = torch.stack([convert_to_tensor(augment(sample), track_meta=False) for sample in xb])
+                with _plain_tensors():
+                    xb = torch.stack([convert_to_tensor(augment(sample), track_meta=False) for sample in xb])
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last_3d)
             opt.zero_grad(set_to_none=True)

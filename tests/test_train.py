@@ -112,3 +112,27 @@ def test_train_and_test_weights_depend_on_the_seed_only():
     torch.manual_seed(12345)  # a different global random state before the second run
     b = train_and_test(_unseeded_model, x[:30], y[:30], groups, x[30:], cfg)
     assert np.array_equal(a["score_test"], b["score_test"])
+
+
+def test_augmentation_inside_fit_makes_plain_tensors_with_the_same_values():
+    """``fit`` augments with MONAI's metadata tracking off: the same samples as with it on,
+    and the global setting is restored afterwards, also after an error."""
+    from monai.data import MetaTensor, get_track_meta
+
+    from stroke_lib.train import _plain_tensors
+
+    x = torch.randn(2, 12, 12, 12)
+    tracked = augmentation(spatial_size=(12, 12, 12), flip=True)
+    plain = augmentation(spatial_size=(12, 12, 12), flip=True)
+    tracked.set_random_state(3)
+    plain.set_random_state(3)
+    with_meta = [tracked(x) for _ in range(6)]
+    with _plain_tensors():
+        without = [plain(x) for _ in range(6)]
+    assert all(isinstance(a, MetaTensor) for a in with_meta)
+    assert not any(isinstance(b, MetaTensor) for b in without)
+    assert all(torch.equal(a.as_tensor(), b) for a, b in zip(with_meta, without))
+    assert get_track_meta()
+    with pytest.raises(RuntimeError), _plain_tensors():
+        raise RuntimeError("inside")
+    assert get_track_meta()
