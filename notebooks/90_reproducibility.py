@@ -171,7 +171,9 @@ if scan is not None:
 # `benchmarks/loaders.py` reads the same CT series and DWI files with the book's readers
 # (which check every file and name the bad ones), with MONAI's `LoadImage` and with the
 # plain libraries without checks. "x plain library's time" is the time against plain
-# pydicom or nibabel on the same files: the checks' cost.
+# pydicom or nibabel on the same files: the checks' cost. The book's CT reader decodes a
+# series once: "decoded before (cache folder)" is what a later chapter, another process,
+# pays for it, a copy from `<data directory>/cache/ct-series` (`stroke_lib.data.read_cache`).
 
 # %%
 reads = show("loaders")

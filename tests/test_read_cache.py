@@ -1,8 +1,12 @@
-"""The in-memory cache of decoded CT series (``stroke_lib.data.read_cache``)."""
+"""The cache of decoded CT series (``stroke_lib.data.read_cache``): in memory, and in a folder
+that other processes read."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,10 +34,8 @@ def _age(paths: list[Path], seconds: float = 60.0) -> None:
         os.utime(p, (old, old))
 
 
-@pytest.fixture
-def counted_reads(monkeypatch) -> list[Path]:
-    """An empty series cache, and the list of every DICOM file decoded from disk."""
-    monkeypatch.setattr(dicom, "SERIES_CACHE", ReadCache(max_bytes=1 << 20))
+def _count_reads(monkeypatch) -> list[Path]:
+    """The list of every DICOM file decoded from disk from now on."""
     decoded: list[Path] = []
     real = dicom.read_dicom
 
@@ -43,6 +45,22 @@ def counted_reads(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(dicom, "read_dicom", counting)
     return decoded
+
+
+@pytest.fixture
+def counted_reads(monkeypatch) -> list[Path]:
+    """An empty series cache in memory only, and the list of every DICOM file decoded."""
+    monkeypatch.setattr(dicom, "SERIES_CACHE", ReadCache(max_bytes=1 << 20))
+    return _count_reads(monkeypatch)
+
+
+@pytest.fixture
+def disk_reads(monkeypatch, tmp_path) -> list[Path]:
+    """An empty series cache that also keeps volumes in ``tmp_path/cache``, and the list
+    of every DICOM file decoded."""
+    monkeypatch.setattr(dicom, "SERIES_CACHE", ReadCache(max_bytes=1 << 20, folder=lambda: tmp_path / "cache",
+                                                         version="v1"))
+    return _count_reads(monkeypatch)
 
 
 def test_a_second_read_of_an_unchanged_series_decodes_no_file_and_equals_the_first(tmp_path, counted_reads):
@@ -73,6 +91,20 @@ def test_a_rewritten_file_is_read_again(tmp_path, counted_reads):
     after = read_ct_series(tmp_path / "s")
     assert len(counted_reads) == 2 * len(paths)
     assert not np.array_equal(before.data, after.data)
+
+
+def test_a_rewritten_file_whose_modification_time_is_restored_is_read_again(tmp_path, disk_reads):
+    paths = _series(tmp_path / "s", 14)
+    times = [(p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in paths]
+    before = read_ct_series(tmp_path / "s")
+    time.sleep(0.05)  # past the kernel's timestamp tick (a jiffy, at most 10 ms)
+    _series(tmp_path / "s", 15)  # same sizes, other values
+    for p, t in zip(paths, times):
+        os.utime(p, ns=t)  # as cp -p or touch -r would leave them
+    dicom.SERIES_CACHE.clear()
+    after = read_ct_series(tmp_path / "s")
+    assert [p.stat().st_mtime_ns for p in paths] == [t[1] for t in times]
+    assert len(disk_reads) == 2 * len(paths) and not np.array_equal(before.data, after.data)
 
 
 def test_a_file_changed_just_now_is_never_cached(tmp_path, counted_reads):
@@ -107,3 +139,88 @@ def test_a_full_cache_keeps_what_it_holds():
     assert cache.get(stamps[0]).data[0] == 0 and cache.get(stamps[7]) is None
     assert cache.get(None) is None
 
+
+
+def test_a_series_kept_in_the_folder_is_read_back_without_decoding(tmp_path, disk_reads):
+    paths = _series(tmp_path / "s", 7)
+    first = read_ct_series(tmp_path / "s")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    dicom.SERIES_CACHE.clear()  # memory forgotten, as in the next process
+    second = read_ct_series(tmp_path / "s")
+    assert len(disk_reads) == len(paths) and dicom.SERIES_CACHE.disk_hits == 1
+    assert second.data.dtype == first.data.dtype and np.array_equal(first.data, second.data)
+    assert np.array_equal(first.affine, second.affine)
+    assert second.source == first.source and second.notes == first.notes
+    third = read_ct_series(tmp_path / "s")  # now from memory
+    assert dicom.SERIES_CACHE.hits == 1 and np.array_equal(third.data, first.data)
+
+
+def test_a_rewritten_file_is_decoded_again_despite_the_folder(tmp_path, disk_reads):
+    paths = _series(tmp_path / "s", 8)
+    before = read_ct_series(tmp_path / "s")
+    _series(tmp_path / "s", 9)
+    _age(paths, seconds=30.0)
+    dicom.SERIES_CACHE.clear()
+    after = read_ct_series(tmp_path / "s")
+    assert len(disk_reads) == 2 * len(paths) and not np.array_equal(before.data, after.data)
+
+
+def test_a_file_of_another_reader_version_is_never_read(tmp_path, disk_reads, monkeypatch):
+    paths = _series(tmp_path / "s", 10)
+    read_ct_series(tmp_path / "s")
+    monkeypatch.setattr(dicom, "SERIES_CACHE", ReadCache(max_bytes=1 << 20, folder=lambda: tmp_path / "cache",
+                                                         version="v2"))
+    read_ct_series(tmp_path / "s")
+    assert len(disk_reads) == 2 * len(paths) and dicom.SERIES_CACHE.disk_hits == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # one per version
+
+
+@pytest.mark.parametrize("damage", ["cut short", "another stamp"])
+def test_a_bad_cache_file_is_a_miss_and_is_replaced(tmp_path, disk_reads, damage):
+    paths = _series(tmp_path / "s", 11)
+    first = read_ct_series(tmp_path / "s")
+    (kept,) = (tmp_path / "cache").glob("*.npz")
+    if damage == "cut short":
+        kept.write_bytes(kept.read_bytes()[:300])
+    else:  # a valid file of another series under this series' name
+        _series(tmp_path / "t", 12)
+        read_ct_series(tmp_path / "t")
+        (other,) = set((tmp_path / "cache").glob("*.npz")) - {kept}
+        os.replace(other, kept)
+    dicom.SERIES_CACHE.clear()
+    again = read_ct_series(tmp_path / "s")
+    assert np.array_equal(again.data, first.data)
+    assert len([p for p in disk_reads if p.parent == tmp_path / "s"]) == 2 * len(paths)
+    dicom.SERIES_CACHE.clear()
+    read_ct_series(tmp_path / "s")  # the file written again is good
+    assert dicom.SERIES_CACHE.disk_hits == 1
+
+
+def test_a_full_folder_keeps_what_it_holds(tmp_path):
+    vol = lambda v: Volume(np.full((100,), v, np.float32), np.eye(4), Path("x"))  # noqa: E731  400 bytes
+    probe = ReadCache(max_bytes=0, folder=lambda: tmp_path / "probe")
+    probe.put(("p",), vol(0))
+    (one,) = (tmp_path / "probe").glob("*.npz")
+    cache = ReadCache(max_bytes=0, folder=lambda: tmp_path / "cache", max_disk_bytes=2 * one.stat().st_size + 100)
+    for k in range(6):
+        cache.put((f"s{k}",), vol(k))
+    kept = [k for k in range(6) if cache.get((f"s{k}",)) is not None]
+    assert kept == [0, 1] and len(cache) == 0  # two files fit; nothing is held in memory
+    assert cache.get(("s1",)).data[0] == 1
+
+
+def test_the_next_process_reads_the_cohort_s_series_from_the_data_directory(tmp_path):
+    """The library's own cache, across two processes: the second decodes no file."""
+    _series(tmp_path / "s", 13)
+    script = (
+        "import json, sys\n"
+        "from stroke_lib.data import dicom, read_ct_series\n"
+        "v = read_ct_series(sys.argv[1])\n"
+        "c = dicom.SERIES_CACHE\n"
+        "print(json.dumps([c.disk_hits, c.misses, float(v.data.sum())]))\n"
+    )
+    env = {**os.environ, "STROKE_DATA_DIR": str(tmp_path / "data")}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script, str(tmp_path / "s")], env=env, check=True,
+                                      capture_output=True, text=True).stdout) for _ in range(2)]
+    assert runs[0][:2] == [0, 1] and runs[1][:2] == [1, 0] and runs[0][2] == runs[1][2]
+    assert len(list((tmp_path / "data" / "cache" / "ct-series").glob("*.npz"))) == 1

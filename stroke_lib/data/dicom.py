@@ -19,6 +19,7 @@ own pseudonymous IDs.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import warnings
 from collections import Counter
@@ -34,9 +35,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from stroke_lib.data import read_cache, volume
 from stroke_lib.data.read_cache import ReadCache, Stamp, file_stamps
 from stroke_lib.data.volume import Volume
 from stroke_lib.errors import DataError
+from stroke_lib.paths import data_dir
 
 #: Relative tolerance on slice spacing before a gap or uneven spacing is an error.
 SPACING_TOLERANCE = 0.1
@@ -171,10 +174,19 @@ def _series_uid(ds: Dataset, path: Path) -> str:
     return uid
 
 
-#: Decoded series by folder and file stamps (``stroke_lib.data.read_cache``), per process:
-#: a cohort validated on loading is read from memory when its inputs are prepared. 1 GiB
-#: holds every CT of the smoke cohort (about 0.5 MB a series) and a third of the full one's.
-SERIES_CACHE = ReadCache(max_bytes=1 << 30)
+#: What decodes and keeps a series: this module's, ``volume``'s and ``read_cache``'s code,
+#: pydicom and numpy. A cached series of another reader is never read back.
+READER_VERSION = hashlib.sha256(b"".join(
+    [Path(__file__).read_bytes(), Path(volume.__file__).read_bytes(), Path(read_cache.__file__).read_bytes(),
+     pydicom.__version__.encode(), np.__version__.encode()])).hexdigest()[:16]
+
+#: Decoded series by folder and file stamps (``stroke_lib.data.read_cache``): in memory, so
+#: a cohort validated on loading is not decoded again when its inputs are prepared, and in
+#: ``<data directory>/cache/ct-series``, so the next chapter (another process) copies it
+#: instead of decoding it; safe to delete. 1 GiB of memory holds every CT of the smoke
+#: cohort (about 0.5 MB a series) and a third of the full one's.
+SERIES_CACHE = ReadCache(max_bytes=1 << 30, folder=lambda: data_dir() / "cache" / "ct-series",
+                         version=READER_VERSION)
 
 #: ``fix(ds, stored, intercept) -> (stored, intercept)``: a dataset's known pixel fix.
 PixelFix = Callable[[Dataset, np.ndarray, float], "tuple[np.ndarray, float]"]
@@ -301,8 +313,9 @@ def read_ct_series(
 
     The series is one file per slice, or one multi-frame (enhanced) file whose frames are
     placed by their functional groups (``frame_headers``); either way the slices are
-    ordered by position and checked the same way. A series read before in this process
-    whose files are unchanged is a copy from ``SERIES_CACHE`` (not with ``fix``).
+    ordered by position and checked the same way. A series read before (in this process
+    or, through the cache folder, another) whose files are unchanged is a copy from
+    ``SERIES_CACHE`` (not with ``fix``).
 
     Args:
         folder: the series folder (every file under it, recursively).
