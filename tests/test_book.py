@@ -102,7 +102,7 @@ def test_chapter_01_saliency_is_set_against_its_controls(built_book):
 
 
 def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
-    """Two CPU runs of chapter 01 (short: 2 epochs, 50 bootstrap replicates), same seed,
+    """Two CPU runs of chapter 01 (short: 1 epoch, 50 bootstrap replicates), same seed,
     in a data directory of their own (sharing the cached cohorts), so that their records
     never replace the book run's that chapter 02 reads."""
     cohorts = data_dir() / "cohorts"
@@ -110,13 +110,13 @@ def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path, m
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "cohorts").symlink_to(cohorts)
     monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "data"))
-    params = {"profile": "smoke", "epochs": 2, "n_bootstrap": 50, "seed": 0}
+    params = {"profile": "smoke", "epochs": 1, "n_bootstrap": 50, "seed": 0}
     records = []
     for run in range(2):
         execute_chapter("01_evaluation", params, output=tmp_path / f"run{run}.ipynb")
         record = data_dir() / "runs" / "01_evaluation-synthetic-smoke-seed0" / "results.json"
         records.append(json.loads(record.read_text()))
-    assert records[0]["parameters"]["epochs"] == 2
+    assert records[0]["parameters"]["epochs"] == 1
     same = [json.dumps([r["metrics"], r["saliency"]], sort_keys=True) for r in records]  # NaN-safe
     assert records[0]["metrics"] and same[0] == same[1]
 
