@@ -93,18 +93,19 @@ def test_a_rewritten_file_is_read_again(tmp_path, counted_reads):
     assert not np.array_equal(before.data, after.data)
 
 
-def test_a_rewritten_file_whose_modification_time_is_restored_is_read_again(tmp_path, disk_reads):
+def test_a_hard_link_to_a_cached_series_elsewhere_reads_the_same_volume(tmp_path, disk_reads):
+    """As a sibling cohort links the images of another: the original's entry still serves
+    the original (the link changed no stamp of it), and the link's folder is its own entry."""
     paths = _series(tmp_path / "s", 14)
-    times = [(p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in paths]
-    before = read_ct_series(tmp_path / "s")
-    time.sleep(0.05)  # past the kernel's timestamp tick (a jiffy, at most 10 ms)
-    _series(tmp_path / "s", 15)  # same sizes, other values
-    for p, t in zip(paths, times):
-        os.utime(p, ns=t)  # as cp -p or touch -r would leave them
+    first = read_ct_series(tmp_path / "s")
+    (tmp_path / "t").mkdir()
+    for p in paths:
+        os.link(p, tmp_path / "t" / p.name)
     dicom.SERIES_CACHE.clear()
-    after = read_ct_series(tmp_path / "s")
-    assert [p.stat().st_mtime_ns for p in paths] == [t[1] for t in times]
-    assert len(disk_reads) == 2 * len(paths) and not np.array_equal(before.data, after.data)
+    assert np.array_equal(read_ct_series(tmp_path / "s").data, first.data)
+    assert dicom.SERIES_CACHE.disk_hits == 1 and len(disk_reads) == len(paths)
+    linked = read_ct_series(tmp_path / "t")
+    assert np.array_equal(linked.data, first.data) and linked.source == tmp_path / "t"
 
 
 def test_a_file_changed_just_now_is_never_cached(tmp_path, counted_reads):

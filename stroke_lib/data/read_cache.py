@@ -6,9 +6,9 @@ series is validated, so a bad file is rejected before training) and again to pre
 model's inputs, and some chapters a third time for their measurements. Decoding a
 30-slice series with pydicom takes about 50 ms; copying it back from memory well under
 one. ``ReadCache`` keeps what a reader decoded, keyed by the files it read and their
-stamps (size, modification and status-change times in ns, inode), so a file rewritten
-since is read again, even by a tool that restores its modification time (``cp -p``,
-``touch -r``): the status-change time cannot be set back.
+stamps (size, modification time in ns, inode), so a file rewritten since is read again.
+(Not the status-change time: hard-linking a cohort's images into a sibling cohort, as
+``generate_cohort`` does for another HT rate, changes it without changing a byte.)
 
 Two rules keep it correct:
 
@@ -53,8 +53,7 @@ from stroke_lib.data.volume import Volume
 #: A file changed this recently (seconds) is read from disk, never from the cache.
 RACY_SECONDS = 2.0
 
-#: Stamp of a set of files: (path, size in bytes, modification time in ns, status-change
-#: time in ns, inode) each.
+#: Stamp of a set of files: (path, size in bytes, modification time in ns, inode) each.
 Stamp = tuple[Hashable, ...]
 
 
@@ -70,7 +69,7 @@ def file_stamps(paths: Iterable[Path], racy_seconds: float = RACY_SECONDS) -> St
             return None
         if now - st.st_mtime_ns < racy_seconds * 1e9:
             return None
-        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
     return tuple(out)
 
 
