@@ -110,18 +110,19 @@ display(Markdown(task.availability(
 # %% [markdown]
 # ## Training and cross-validation
 #
-# {py:func}`stroke_lib.train.fit` is the one training loop: AdamW with a cosine learning-rate
-# schedule, BCE loss with the positive class weighted by the class ratio, gradient
-# clipping, bf16 autocast on CUDA, early stopping on validation loss (once a quarter of the
-# epochs has passed without a better one) with the best epoch kept and, when given a checkpoint folder (`TrainConfig.checkpoint_dir`), a checkpoint
-# every epoch that a killed run resumes from (the chapters, minutes long, pass none and
-# keep no weights). Every training sample is
-# augmented each time it is drawn (MONAI random affine, intensity scale and noise, seeded
-# and checkpointed with the rest): without it, a network this size memorises a hundred
-# patients within five epochs. Folds come from scikit-learn's `StratifiedGroupKFold` on
-# patient IDs, and every split is checked: a patient on both sides raises. Inside each
-# training fold a fifth of the patients is held out for early stopping and for choosing
-# the Youden threshold; the test fold is never seen before it is scored.
+# {py:func}`stroke_lib.train.fit` is the one training loop: AdamW with a cosine
+# learning-rate schedule, BCE loss with the positive class weighted by the class ratio,
+# gradient clipping, bf16 autocast on CUDA, early stopping on validation loss (once a
+# quarter of the epochs has passed without a better one) with the best epoch kept and,
+# when given a checkpoint folder (`TrainConfig.checkpoint_dir`), a checkpoint every epoch
+# that a killed run resumes from (the chapters, minutes long, pass none and keep no
+# weights). Every training sample is augmented each time it is drawn (MONAI random affine,
+# intensity scale and noise, seeded and checkpointed with the rest): without it, a network
+# this size memorises a hundred patients within five epochs. Folds come from
+# scikit-learn's `StratifiedGroupKFold` on patient IDs, and every split is checked: a
+# patient on both sides raises. Inside each training fold a fifth of the patients is held
+# out for early stopping and for choosing the Youden threshold; the test fold is never
+# seen before it is scored.
 
 # %%
 config = TrainConfig(epochs=epochs, patience=max(3, epochs // 4), lr=float(s["lr"]),

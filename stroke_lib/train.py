@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import contextmanager
 import os
 import random
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
