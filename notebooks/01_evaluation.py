@@ -44,14 +44,14 @@ from stroke_lib.explain import CAM_METHODS, RANDOMISATION_RULE, overlay_cases, s
 from stroke_lib.metrics import calibration, delong_test, metrics_table, youden_threshold
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline
 from stroke_lib.page import chapter_opening, glue_figure, interval_column
-from stroke_lib.paths import data_dir
 from stroke_lib.plots import confusion_matrices, gradcam_overlays, reliability, roc_curves, training_curves
 from stroke_lib.report import (ceiling_beside_auc, glue_metrics, model_card, paper_vs_study,
-                               published_roc_points, saliency_views, write_record)
+                               published_roc_points, run_folder, saliency_views, write_record)
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, predictions_table, train_and_test
 
 run = start_run(profile, device, seed)
+out_dir = run_folder("01_evaluation", globals(), run.profile)  # the book's run, or an experiment's own folder
 s = run.settings
 epochs = epochs or int(s["epochs"])
 folds = folds or int(s["folds"])
@@ -61,7 +61,6 @@ synthetic = dataset == "synthetic"
 tag = "synthetic" if synthetic else dataset
 spec = CohortSpec(n_subjects=n_subjects or int(s["n_subjects"]),
                   in_plane=in_plane or int(s["in_plane"]), seed=seed)
-out_dir = data_dir() / "runs" / f"01_evaluation-{dataset}-{run.profile}-seed{seed}"
 chapter_opening(
     ["the one training loop of the book, and patient-level cross-validation with a guard "
      "against leaks;",

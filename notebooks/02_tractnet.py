@@ -59,15 +59,16 @@ from stroke_lib.lesion_features import ADC_CORE_MAX, DWI_RATIO_MIN, MIN_COMPONEN
 from stroke_lib.metrics import calibration, delong_test, metrics_table, youden_threshold
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline, mamba_backends, tractnet
 from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column
-from stroke_lib.paths import data_dir
+from stroke_lib.paths import data_dir, run_name
 from stroke_lib.plots import (confusion_matrices, gradcam_overlays, lesion_volumes, reliability, roc_curves,
                                tractnet_architecture, training_curves)
 from stroke_lib.report import (ceiling_beside_auc, glue_metrics, paper_vs_study, published,
-                               published_roc_points, saliency_views, write_record)
+                               published_roc_points, run_folder, saliency_views, write_record)
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predictions_table, train_and_test
 
 run = start_run(profile, device, seed)
+out_dir = run_folder("02_tractnet", globals(), run.profile)  # the book's run, or an experiment's own folder
 s = run.settings
 slim = run.profile == "smoke"
 epochs = epochs or (30 if slim else int(s["epochs"]))
@@ -80,7 +81,6 @@ synthetic = dataset == "synthetic"
 tag = "synthetic" if synthetic else dataset
 spec = CohortSpec(n_subjects=n_subjects or int(s["n_subjects"]),
                   in_plane=in_plane or int(s["in_plane"]), seed=seed)
-out_dir = data_dir() / "runs" / f"02_tractnet-{dataset}-{run.profile}-seed{seed}"
 chapter_opening(
     ["what TRACT-NET's abstract says, and every place where building it means interpreting it;",
      "how to compare a new network with baselines on the same folds and seeds, so that a "
@@ -197,7 +197,7 @@ x_int, y_int = data.x[internal], data.y[internal]
 g_int = data.rows.patient_id.to_numpy()[internal]
 groups_ext = data.rows.patient_id.to_numpy()[external]
 baselines = {"DenseNet": "densenet", "ResNet10": "resnet10"}
-ch01 = data_dir() / "runs" / f"01_evaluation-{dataset}-{run.profile}-seed{seed}"
+ch01 = data_dir() / "runs" / run_name("01_evaluation", dataset, run.profile, seed)  # the book's run of chapter 01
 
 
 def chapter_01_scores() -> tuple[dict, dict, dict, str]:

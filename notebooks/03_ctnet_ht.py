@@ -62,15 +62,15 @@ from stroke_lib.metrics import delong_test, metrics_table
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS
 from stroke_lib.models.ctnet import ctnet, correlation_cnn, plain_cnn, slices_as_channels
 from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column, left_out_notes
-from stroke_lib.paths import data_dir
 from stroke_lib.plots import ct_windows, gradcam_overlays, roc_curves, training_curves
 from stroke_lib.preprocess import CTNET_SLICES, WINDOWS
 from stroke_lib.report import (ceiling_beside_auc, glue_metrics, paper_vs_study, published, saliency_views,
-                               write_record)
+                               run_folder, write_record)
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predictions_table, train_and_test
 
 run = start_run(profile, device, seed)
+out_dir = run_folder("03_ctnet_ht", globals(), run.profile)  # the book's run, or an experiment's own folder
 s = run.settings
 slim = run.profile == "smoke"
 epochs = epochs or (25 if slim else int(s["epochs"]))
@@ -81,7 +81,6 @@ tag = "synthetic" if synthetic else dataset
 spec = CohortSpec(n_subjects=n_subjects or int(s["n_subjects"]), in_plane=in_plane or int(s["in_plane"]),
                   seed=seed, ht_base_rate=ht_base_rate)
 ct_px = ct_in_plane or (32 if slim else spec.in_plane)
-out_dir = data_dir() / "runs" / f"03_ctnet_ht-{dataset}-{run.profile}-seed{seed}"
 chapter_opening(
     ["what CTNet is, and every place where building it means interpreting the paper;",
      "how much a test set of 61 patients can vary, by patient-level cross-validation;",

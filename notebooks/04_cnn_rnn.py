@@ -63,15 +63,15 @@ from stroke_lib.metrics import (MULTICLASS_DEFINITIONS, metrics_table, multiclas
 from stroke_lib.models import GRADCAM_LAYERS, TOP_LAYERS, baseline
 from stroke_lib.models.slices import slice_classifier, slice_windows
 from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column, left_out_notes
-from stroke_lib.paths import data_dir
 from stroke_lib.plots import confusion_matrices, ct_windows, gradcam_overlays, roc_curves
 from stroke_lib.preprocess import WINDOWS
-from stroke_lib.report import paper_vs_study, published, saliency_views, write_record
+from stroke_lib.report import paper_vs_study, published, run_folder, saliency_views, write_record
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, cross_validate, patient_folds, predictions_table, train_and_test
 from stroke_lib.two_stage import two_stage_cv
 
 run = start_run(profile, device, seed)
+out_dir = run_folder("04_cnn_rnn", globals(), run.profile)  # the book's run, or an experiment's own folder
 s = run.settings
 slim = run.profile == "smoke"
 epochs = epochs or (11 if slim else int(s["epochs"]))
@@ -84,7 +84,6 @@ spec = CohortSpec(n_subjects=n_subjects or int(s["n_subjects"]), in_plane=in_pla
 px = model_in_plane or (32 if slim else spec.in_plane)
 sizes = sizes or ("10,100" if slim else "10,25,50,100")
 percents = [int(v) for v in sizes.split(",")]
-out_dir = data_dir() / "runs" / f"04_cnn_rnn-{dataset}-{run.profile}-seed{seed}"
 chapter_opening(
     ["how a 2D CNN reads a scan slice by slice, and what mean, max and attention pooling or a "
      "recurrent network across the slices add;",

@@ -61,11 +61,10 @@ from stroke_lib.data import CohortSpec, load_dataset
 from stroke_lib.metrics import auc as auc_of, bootstrap_ci, delong_ci, metrics_table, paired_bootstrap, wilson_ci
 from stroke_lib.models.seresnext import FREEZE_DEPTHS, seresnext
 from stroke_lib.page import chapter_opening, format_interval, glue_figure, interval_column, left_out_notes
-from stroke_lib.paths import data_dir
 from stroke_lib.plots import region_crops as region_crops_figure, roc_curves, score_distributions
 from stroke_lib.datasets import read_rsna_scan, rsna_scans
 from stroke_lib.regions import aisd_lesions, concat_crops, hemisphere_regions, region_crops, rsna_lesions
-from stroke_lib.report import paper_table, published, write_record
+from stroke_lib.report import paper_table, published, run_folder, write_record
 from stroke_lib.runtime import start_run
 from stroke_lib.train import TrainConfig, predict, predictions_table, train_and_test
 
@@ -73,6 +72,7 @@ if dataset not in ("synthetic", "aisd") or source not in ("", "rsna_ich_2019"):
     raise ValueError(f"chapter 05 reads its target from 'synthetic' or 'aisd' and its source from '' (the embedded "
                      f"cohort) or 'rsna_ich_2019'; got dataset={dataset!r}, source={source!r}")
 run = start_run(profile, device, seed)
+out_dir = run_folder("05_adaptive_transfer", globals(), run.profile)  # the book's run, or an experiment's own folder
 s = run.settings
 slim = run.profile == "smoke"
 epochs = epochs or (6 if slim else 30)
@@ -85,7 +85,6 @@ px = crop or (32 if slim else 64)
 synthetic = dataset == "synthetic"
 tag = "synthetic" if synthetic and not source else f"{dataset} with {source or 'synthetic'} as source"
 spec = CohortSpec(n_subjects=n_subjects or int(s["n_subjects"]), in_plane=in_plane or int(s["in_plane"]), seed=seed)
-out_dir = data_dir() / "runs" / f"05_adaptive_transfer-{dataset}-{run.profile}-seed{seed}"
 chapter_opening(
     ["how a region of the brain becomes a 2D input: a crop of the slice where it is largest, with its "
      "neighbouring slices as channels (lesion concatenation), in a narrow window;",

@@ -171,13 +171,14 @@ display(shortfalls)
 # the machine named by its device.
 # The smoke profile is the book's default on a CPU; the full profile is the study
 # proper, on a GPU. A row appears for each combination that has been run on this
-# machine.
+# machine; a run with other parameters (an experiment, with a record folder of its own)
+# has its own row, and the claims above never read it.
 
 # %%
 costs = run_costs(folder)
 if len(costs):
     display(costs.rename(columns={"seconds": "wall time (s)"}).set_index(["chapter", "dataset", "profile", "device",
-                                                                         "seed"]))
+                                                                         "seed", "run"]))
 else:
     display(Markdown("No run record yet."))
 if not (costs.profile == "full").any():

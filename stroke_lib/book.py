@@ -18,6 +18,7 @@ always re-executes unless called with ``cache=True``.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -98,6 +99,11 @@ class UnknownParameterError(ValueError):
 def declared_parameters(name: str) -> dict[str, dict[str, str]]:
     """The parameters chapter ``name`` declares: name -> papermill's record (type, default, help)."""
     return papermill.inspect_notebook(str(pair_notebook(name)))
+
+
+def chapter_defaults(name: str) -> dict[str, object]:
+    """The default value of each parameter chapter ``name`` declares, as Python values."""
+    return {k: ast.literal_eval(v["default"]) for k, v in declared_parameters(name).items()}
 
 
 def check_parameters(name: str, parameters: dict[str, object]) -> None:

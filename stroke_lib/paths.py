@@ -7,7 +7,10 @@ which git ignores.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +22,15 @@ def data_dir() -> Path:
     root = Path(os.environ.get("STROKE_DATA_DIR", REPO_ROOT / "data")).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def run_name(chapter: str, dataset: str, profile: str, seed: int,
+             changed: Mapping[str, object] | None = None) -> str:
+    """``<chapter>-<dataset>-<profile>-seed<seed>``, the name of the book's own run, with
+    ``-<8 hex digits>`` of ``changed`` (parameter -> value, JSON) appended when it is not
+    empty."""
+    name = f"{chapter}-{dataset}-{profile}-seed{seed}"
+    if changed:
+        digest = hashlib.sha1(json.dumps(dict(changed), sort_keys=True, default=str).encode()).hexdigest()
+        name += f"-{digest[:8]}"
+    return name

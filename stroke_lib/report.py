@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +12,42 @@ import pandas as pd
 import yaml
 from myst_nb import glue
 
+from stroke_lib.book import chapter_defaults
 from stroke_lib.explain import SaliencyReport
 from stroke_lib.metrics import METRIC_DEFINITIONS, bootstrap_ci
 from stroke_lib.page import format_interval
 
-from stroke_lib.paths import REPO_ROOT
+from stroke_lib.paths import REPO_ROOT, data_dir, run_name
 from stroke_lib.runtime import RunContext, versions
 
 PUBLISHED = REPO_ROOT / "book" / "published_numbers.yaml"
+
+
+#: Parameters that do not make a run another experiment: the run folder's name spells out
+#: the dataset, profile and seed; ``data_root`` says where the dataset lies and ``device``
+#: where the chapter runs (the profile follows from it).
+RUN_NAME_PARAMETERS = frozenset({"dataset", "data_root", "profile", "seed", "device"})
+
+
+def run_folder(chapter: str, parameters: Mapping[str, object], profile: str) -> Path:
+    """Where a run of chapter ``chapter`` writes its record and predictions:
+    ``<data directory>/runs/<run_name>``.
+
+    A parameter that the chapter declares and that is set away from its default (other
+    than those of ``RUN_NAME_PARAMETERS``) makes the run an experiment with a folder of its
+    own, so that ``-p epochs 5`` never replaces the record that the synthesis chapter and
+    chapter 02 read from the book's run.
+
+    Args:
+        parameters: the chapter's parameters as set: a chapter passes its ``globals()``
+            before it resolves them (``epochs = epochs or ...``), a caller papermill's
+            parameters; other keys are ignored and a missing parameter is at its default.
+        profile: the resolved profile, ``"smoke"`` or ``"full"``.
+    """
+    defaults = chapter_defaults(chapter)
+    values = {k: parameters.get(k, default) for k, default in defaults.items()}
+    changed = {k: v for k, v in values.items() if k not in RUN_NAME_PARAMETERS and v != defaults[k]}
+    return data_dir() / "runs" / run_name(chapter, str(values["dataset"]), profile, int(values["seed"]), changed)
 
 
 def write_record(path: Path, run: RunContext, parameters: dict, metrics: dict[str, pd.DataFrame],

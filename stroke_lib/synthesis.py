@@ -26,13 +26,15 @@ from pathlib import Path
 import pandas as pd
 
 from stroke_lib.page import format_interval
+from stroke_lib.paths import run_name
 
 VERDICTS = ("supported", "not supported", "not testable here")
 
 
 def record_path(runs: Path, chapter: str, dataset: str, profile: str, seed: int) -> Path:
-    """``<runs>/<chapter>-<dataset>-<profile>-seed<seed>/results.json``, as the chapters name it."""
-    return Path(runs) / f"{chapter}-{dataset}-{profile}-seed{seed}" / "results.json"
+    """``<runs>/<chapter>-<dataset>-<profile>-seed<seed>/results.json``: the record of the
+    book's own run of ``chapter`` (``stroke_lib.paths.run_name``)."""
+    return Path(runs) / run_name(chapter, dataset, profile, seed) / "results.json"
 
 
 def load_records(runs: Path, datasets: Mapping[str, str], profile: str, seed: int) -> dict[str, dict]:
@@ -47,17 +49,21 @@ def load_records(runs: Path, datasets: Mapping[str, str], profile: str, seed: in
 
 
 def run_costs(runs: Path) -> pd.DataFrame:
-    """Every run record under ``runs``: chapter, dataset, profile, device, seed and the
-    chapter's wall time (``seconds``, from its start to its record; "-" in a record that
-    predates it). Sorted by chapter, profile and dataset."""
+    """Every run record under ``runs``: chapter, dataset, profile, device, seed, which run
+    it is (``"book"``, or ``"experiment <8 hex digits>"`` for a run with other parameters,
+    ``stroke_lib.report.run_folder``) and the chapter's wall time (``seconds``, from its
+    start to its record; "-" in a record that predates it). Sorted by chapter, profile and
+    dataset."""
     rows = []
     for path in sorted(Path(runs).glob("*/results.json")):
         record = json.loads(path.read_text())
-        rows.append({"chapter": path.parent.name.split("-")[0],
-                     "dataset": record.get("parameters", {}).get("dataset", "-"),
+        chapter, dataset = path.parent.name.split("-")[0], record.get("parameters", {}).get("dataset", "-")
+        book = run_name(chapter, dataset, record.get("profile"), record.get("seed"))
+        rows.append({"chapter": chapter, "dataset": dataset,
                      "profile": record.get("profile"), "device": record.get("device"), "seed": record.get("seed"),
+                     "run": "book" if path.parent.name == book else f"experiment {path.parent.name.rsplit('-', 1)[1]}",
                      "seconds": record.get("seconds", "-")})
-    columns = ["chapter", "dataset", "profile", "device", "seed", "seconds"]
+    columns = ["chapter", "dataset", "profile", "device", "seed", "run", "seconds"]
     return pd.DataFrame(rows, columns=columns).sort_values(["chapter", "profile", "dataset"], ignore_index=True)
 
 

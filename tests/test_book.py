@@ -16,7 +16,8 @@ import pytest
 from stroke_lib.book import BOOK_DIR, UnknownParameterError, execute_chapter
 from stroke_lib.claims import PAPER_CHAPTERS, claims_table
 from stroke_lib.data.faults import EXAMPLE_PATIENT_NAME
-from stroke_lib.paths import REPO_ROOT, data_dir
+from stroke_lib.paths import REPO_ROOT, data_dir, run_name
+from stroke_lib.report import run_folder
 from stroke_lib.synthesis import VERDICTS, load_records
 from tests.conftest import book_state
 
@@ -101,21 +102,20 @@ def test_chapter_01_saliency_is_set_against_its_controls(built_book):
     assert set(record["ceiling"]) == {"site A cross-validation", "external sites"}
 
 
-def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path, monkeypatch):
-    """Two CPU runs of chapter 01 (short: 1 epoch, 50 bootstrap replicates), same seed,
-    in a data directory of their own (sharing the cached cohorts), so that their records
-    never replace the book run's that chapter 02 reads."""
-    cohorts = data_dir() / "cohorts"
-    cohorts.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cohorts").symlink_to(cohorts)
-    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path / "data"))
+def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
+    """Two CPU runs of chapter 01 (short: 1 epoch, 50 bootstrap replicates), same seed.
+    Their parameters make them an experiment: both write to a run folder of its own, never
+    to the book run's, which chapter 02 and the synthesis read."""
     params = {"profile": "smoke", "epochs": 1, "n_bootstrap": 50, "seed": 0}
+    folder = run_folder("01_evaluation", params, "smoke")
+    book_run = data_dir() / "runs" / run_name("01_evaluation", "synthetic", "smoke", 0) / "results.json"
+    assert folder.name.startswith(book_run.parent.name + "-")
+    book_before = book_run.read_bytes() if book_run.exists() else None
     records = []
     for run in range(2):
         execute_chapter("01_evaluation", params, output=tmp_path / f"run{run}.ipynb")
-        record = data_dir() / "runs" / "01_evaluation-synthetic-smoke-seed0" / "results.json"
-        records.append(json.loads(record.read_text()))
+        records.append(json.loads((folder / "results.json").read_text()))
+    assert (book_run.read_bytes() if book_run.exists() else None) == book_before
     assert records[0]["parameters"]["epochs"] == 1
     same = [json.dumps([r["metrics"], r["saliency"]], sort_keys=True) for r in records]  # NaN-safe
     assert records[0]["metrics"] and same[0] == same[1]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stroke_lib.paths import data_dir
+from stroke_lib.report import run_folder
 from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
@@ -21,7 +21,7 @@ def test_chapter_02_runs_on_soop_and_says_what_it_skipped(soop_folder, tmp_path)
     assert "Oracle ceiling unknown" in text and "true lesion volume is not known" in text
     # chapter 01 has not run on this folder: the baselines are trained here, and the page says so
     assert "trained in this chapter" in text
-    record = json.loads((data_dir() / "runs" / "02_tractnet-soop-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("02_tractnet", params, "smoke") / "results.json").read_text())
     assert set(record["ceiling"]) == {"site SOOP cross-validation"}
     assert record["parameter_counts"]["TRACT-NET"] > 0 and record["mamba_backend"] in {"mambapy", "mamba-ssm"}
     assert {"DenseNet", "ResNet10", "TRACT-NET, cross-validation"} <= set(record["timings_s"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stroke_lib.paths import data_dir
+from stroke_lib.report import run_folder
 from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
@@ -47,7 +47,7 @@ def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path)
     assert "Reader's record and ceilings skipped" in text and "Localisation skipped" in text
     assert f"**Left out by the loader**: `{cut.name}` of patient P-" in text and "truncated" in text
     assert str(tmp_path) not in text and "CQ500CT3" not in text  # file names only, no folders
-    record = json.loads((data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("03_ctnet_ht", params, "smoke") / "results.json").read_text())
     cv = record["metrics"]["CTNet, 2-fold CV"]
     assert 0 <= cv["auc"]["estimate"] <= 1
     assert "reader's record (logistic regression), 2-fold CV" not in record["metrics"]
@@ -57,6 +57,6 @@ def test_chapter_03_runs_on_cq500_as_a_stated_proxy_task(small_cohort, tmp_path)
     assert record["leak"] == [] and "one scan" in record["leak_summary"]
     inputs = {(r["input"], r["network"]) for r in record["tissue_shares"]}
     assert inputs == {(v, n) for v in ("CTNet", "CTNet skull-stripped") for n in ("trained", "random weights")}
-    pred = (data_dir() / "runs" / "03_ctnet_ht-cq500-smoke-seed0" / "predictions.csv").read_text()
+    pred = (run_folder("03_ctnet_ht", params, "smoke") / "predictions.csv").read_text()
     assert "CQ500" not in pred  # pseudonyms only
     assert sum(majority) == len(majority) // 2

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stroke_lib.paths import data_dir
+from stroke_lib.report import run_folder
 from tests.conftest import run_chapter_text
 
 pytestmark = pytest.mark.notebook
@@ -52,7 +52,7 @@ def test_chapter_04_runs_on_teknofest_slices(small_cohort, tmp_path):
     text = run_chapter_text("04_cnn_rnn", params, tmp_path / "04.ipynb")
     assert "**MRI skipped**" in text and "**CNN+RNN and 3D CNN skipped**" in text
     assert "**Localisation skipped**" in text and "**Ceiling skipped**" in text
-    record = json.loads((data_dir() / "runs" / "04_cnn_rnn-teknofest_2021-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("04_cnn_rnn", params, "smoke") / "results.json").read_text())
     ref = record["metrics"]["CNN + bidirectional GRU, slice-supervised"]
     assert 0 <= ref["macro_auc"]["estimate"] <= 1
     assert "CNN + bidirectional GRU, end to end" not in record["metrics"]
@@ -117,7 +117,7 @@ def test_chapter_04_runs_on_rsna_scans(small_cohort, tmp_path):
     assert "**MRI skipped**" in text and "**Ischaemic stroke skipped**" in text
     assert "**Localisation skipped**" in text and "**Ceiling skipped**" in text
     assert "**Left out**" in text and cut[0] in text  # the cut slice sinks its scan alone, named
-    record = json.loads((data_dir() / "runs" / "04_cnn_rnn-rsna_ich_2019-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("04_cnn_rnn", params, "smoke") / "results.json").read_text())
     metrics = record["metrics"]
     assert "CNN + bidirectional GRU, end to end" in metrics and "3D CNN (ResNet10, chapter 01)" in metrics
     assert "haemorrhagic stroke model (binary)" in metrics and "ischaemic stroke model (binary)" not in metrics

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from stroke_lib.data import read_nifti
-from stroke_lib.paths import data_dir
+from stroke_lib.report import run_folder
 from tests.conftest import run_chapter_text
 from tests.test_chapter_04 import write_rsna_fixture
 
@@ -50,7 +50,7 @@ def test_chapter_05_runs_on_aisd_with_rsna_as_source(small_cohort, tmp_path):
         assert note in text, note
     assert len(cut) == 1 and cut[0] in text  # the cut RSNA slice sinks its scan alone, named
     assert str(tmp_path) not in text
-    record = json.loads((data_dir() / "runs" / "05_adaptive_transfer-aisd-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("05_adaptive_transfer", params, "smoke") / "results.json").read_text())
     m = record["metrics"]
     assert {"Table 1 #3: early sign, single slice", "Table 1 #4: early sign, lesion concatenation",
             "Table 3: early sign, WC40/WW20", "Table 4: freeze #0", "source task"} <= set(m)

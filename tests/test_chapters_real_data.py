@@ -11,7 +11,7 @@ import pytest
 
 from stroke_lib.book import execute_chapter
 from stroke_lib.data import load_dataset
-from stroke_lib.paths import data_dir
+from stroke_lib.report import run_folder
 
 pytestmark = pytest.mark.notebook
 
@@ -42,7 +42,7 @@ def test_chapter_01_runs_on_soop_and_says_what_it_skipped(soop_folder, tmp_path)
               "folds": 2, "n_bootstrap": 50}
     text = _outputs(execute_chapter("01_evaluation", params, output=tmp_path / "01.ipynb"))
     assert "External evaluation skipped" in text and "Localisation skipped" in text
-    record = json.loads((data_dir() / "runs" / "01_evaluation-soop-smoke-seed0" / "results.json").read_text())
+    record = json.loads((run_folder("01_evaluation", params, "smoke") / "results.json").read_text())
     assert set(record["ceiling"]) == {"site SOOP cross-validation"}
     assert record["metrics"]["DenseNet, site SOOP cross-validation"]["auc"]["estimate"] >= 0
     for checks in record["saliency"].values():  # the randomisation check is kept

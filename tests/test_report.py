@@ -71,3 +71,24 @@ def test_interval_column_names_wilson_intervals():
     assert column["sensitivity"].endswith("(Wilson)")
     assert not column["auc"].endswith("(Wilson)")
     assert isinstance(column, pd.Series)
+
+
+def test_run_folder_names_the_book_run_and_gives_an_experiment_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("STROKE_DATA_DIR", str(tmp_path))
+    book = tmp_path / "runs" / "03_ctnet_ht-synthetic-smoke-seed0"
+    # the defaults, stated or not, and the parameters that say where and on what it runs
+    assert report.run_folder("03_ctnet_ht", {}, "smoke") == book
+    assert report.run_folder("03_ctnet_ht", {"lr": 1e-3, "folds": 5, "epochs": 0}, "smoke") == book
+    assert report.run_folder("03_ctnet_ht", {"device": "cpu", "profile": "smoke", "unrelated": 1}, "smoke") == book
+    assert report.run_folder("03_ctnet_ht", {"dataset": "cq500", "data_root": "/elsewhere", "seed": 2},
+                             "smoke").name == "03_ctnet_ht-cq500-smoke-seed2"
+    # any other parameter set away from its default: a folder of its own, the same for the same values
+    n400 = report.run_folder("03_ctnet_ht", {"n_subjects": 400}, "smoke")
+    assert n400.parent == book.parent and n400.name.startswith(book.name + "-") and n400 != book
+    assert report.run_folder("03_ctnet_ht", {"n_subjects": 400, "lr": 1e-3}, "smoke") == n400
+    assert report.run_folder("03_ctnet_ht", {"n_subjects": 401}, "smoke") != n400
+    assert report.run_folder("03_ctnet_ht", {"n_subjects": 400, "epochs": 5}, "smoke") not in {n400, book}
+    # the synthesis reads the book's run where the chapter writes it
+    from stroke_lib.synthesis import record_path
+
+    assert record_path(tmp_path / "runs", "03_ctnet_ht", "synthetic", "smoke", 0) == book / "results.json"
