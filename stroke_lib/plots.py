@@ -191,6 +191,28 @@ def paired_differences(table: pd.DataFrame, x: str, y: str, title: str, xlabel: 
     return fig
 
 
+def mass_effect(measured: pd.DataFrame, per_ml: tuple[float, float], title: str) -> plt.Figure:
+    """Ventricle shift away from the lesion (mm) against the acute lesion's volume in its
+    mask (ml), one point per stroke subject of ``measured`` (``measure_subjects``: columns
+    ``stroke_type``, ``acute_lesion_ml``, ``ventricle_shift_mm``) coloured by stroke type,
+    over the band of ``per_ml`` (mm per ml from the origin: the shift reported for
+    haematomas), drawn up to the largest haematoma."""
+    stroke = measured[measured.stroke_type != "none"].dropna(subset=["ventricle_shift_mm"])
+    haem = stroke[stroke.stroke_type == "haemorrhagic"]
+    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    xs = np.array([0.0, float((haem if len(haem) else stroke).acute_lesion_ml.max())])
+    ax.fill_between(xs, per_ml[0] * xs, per_ml[1] * xs, color="grey", alpha=0.25, lw=0,
+                    label=f"haematoma in patients: {per_ml[0]:g}-{per_ml[1]:g} mm per ml")
+    ax.axhline(0, color="grey", lw=0.6)
+    sns.scatterplot(data=stroke, x="acute_lesion_ml", y="ventricle_shift_mm", hue="stroke_type",
+                    hue_order=sorted(stroke.stroke_type.unique()), ax=ax, s=18)
+    ax.set(xlabel="acute lesion volume in its mask (ml)", ylabel="ventricle shift away from the lesion (mm)",
+           title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
                operating_points: dict[str, tuple[float, float]] | None = None,
                n_boot: int = 200, seed: int = 0, point_group: str | None = None) -> plt.Figure:

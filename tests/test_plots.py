@@ -1,5 +1,6 @@
 """Figures show what their captions say: an acute infarct stays visible in the DWI
-display range, and each lesion type has its own outline colour and legend entry."""
+display range, each lesion type has its own outline colour and legend entry, and the
+mass-effect plot shows every stroke subject over the literature's band."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from stroke_lib.plots import LESION_STYLES, dwi_adc, mri_display_range  # noqa: E402
+from stroke_lib.plots import LESION_STYLES, dwi_adc, mass_effect, mri_display_range  # noqa: E402
 
 
 def _head() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,3 +51,17 @@ def test_each_lesion_type_has_its_own_colour_and_legend_entry():
              if hasattr(c, "get_edgecolor") and len(c.get_edgecolor())}
     wanted = {tuple(np.round(matplotlib.colors.to_rgb(LESION_STYLES[v][1]), 3)) for v in (1, 2)}
     assert wanted <= drawn
+
+
+def test_mass_effect_plots_every_stroke_subject_over_the_literature_band():
+    measured = pd.DataFrame({"stroke_type": ["haemorrhagic", "haemorrhagic", "ischaemic", "none", "ischaemic",
+                                             "ischaemic"],
+                             "acute_lesion_ml": [10.0, 40.0, 5.0, 0.0, 80.0, 120.0],
+                             "ventricle_shift_mm": [1.5, 6.0, 0.1, 0.0, np.nan, 0.5]})
+    fig = mass_effect(measured, (0.1, 0.2), "t")
+    ax = fig.axes[0]
+    points = np.concatenate([np.asarray(c.get_offsets()) for c in ax.collections[1:]])  # [0]: the band
+    assert sorted(map(tuple, points)) == [(5.0, 0.1), (10.0, 1.5), (40.0, 6.0), (120.0, 0.5)]  # no mimic, no NaN
+    band = ax.collections[0].get_paths()[0].vertices
+    assert np.isclose(band[:, 0].max(), 40.0) and np.isclose(band[:, 1].max(), 0.2 * 40.0)  # to the largest haematoma
+    assert "0.1-0.2 mm per ml" in [t.get_text() for t in ax.get_legend().get_texts()][0]

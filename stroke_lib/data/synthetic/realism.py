@@ -25,6 +25,10 @@ from scipy.stats import spearmanr
 from stroke_lib.data.synthetic import mirror_voxels
 from stroke_lib.metrics import delong_ci
 
+#: Midline structures' shift per ml of haematoma reported in patients, mm per ml (Yang et
+#: al., Neurocrit Care 2017: about 0.1-0.2 mm per ml).
+SHIFT_MM_PER_ML = (0.1, 0.2)
+
 GREY, WHITE = (2, 4), (3, 5)  # tissue dseg: cortex + deep nuclei; white matter + capsule
 
 
@@ -232,7 +236,7 @@ def realism_table(root: Path, measured: pd.DataFrame | None = None,
          "lower inside (loss of differentiation)", "Barber et al., Lancet 2000"),
         ("ventricle shift away from haematoma >= 20 ml, mm",
          f"{med(big.ventricle_shift_mm):.1f} (n={len(big)}); rho with volume {rho_shift:.2f}",
-         "about 0.1-0.2 mm per ml", "Yang et al., Neurocrit Care 2017"),
+         f"about {SHIFT_MM_PER_ML[0]:g}-{SHIFT_MM_PER_ML[1]:g} mm per ml", "Yang et al., Neurocrit Care 2017"),
         ("DWI-abnormal voxels outside the lesion mask", f"{int(m.dwi_abnormal_outside_mask.sum())}",
          "0", "masks drawn on each image's grid"),
         ("subjects with a calcification (>100 HU, >10 mm inside the brain)", f"{m.calcified.mean():.0%}",
