@@ -25,7 +25,7 @@
 profile: str = "auto"  # the profile whose records to read: "smoke" | "full" | "auto" (full on CUDA, smoke otherwise)
 device: str = "auto"  # auto, cpu or cuda (only resolves "auto")
 seed: int = 0  # the seed whose records to read
-datasets: str = ""  # chapter:dataset pairs whose records to read instead of the embedded cohort's, e.g. 02_tractnet:soop,03_ctnet_ht:cq500
+datasets: str = ""  # chapter:dataset pairs whose records to read instead of the embedded cohort's, e.g. 02_tractnet:soop,03_ctnet_ht:cq500 (an experiment: dataset-XXXXXXXX, its run folder's)
 runs: str = ""  # folder of run records; "" reads <data directory>/runs
 
 # %%

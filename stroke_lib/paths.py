@@ -26,11 +26,12 @@ def data_dir() -> Path:
 
 def run_name(chapter: str, dataset: str, profile: str, seed: int,
              changed: Mapping[str, object] | None = None) -> str:
-    """``<chapter>-<dataset>-<profile>-seed<seed>``, the name of the book's own run, with
-    ``-<8 hex digits>`` of ``changed`` (parameter -> value, JSON) appended when it is not
-    empty."""
-    name = f"{chapter}-{dataset}-{profile}-seed{seed}"
+    """``<chapter>-<dataset>-<profile>-seed<seed>``, the name of the book's own run; when
+    ``changed`` (parameter -> value) is not empty, 8 hex digits of its JSON follow the
+    dataset (``<chapter>-<dataset>-<digest>-<profile>-seed<seed>``), so that
+    ``<dataset>-<digest>`` names the experiment wherever a dataset's name is asked for (the
+    synthesis's ``datasets`` parameter)."""
     if changed:
         digest = hashlib.sha1(json.dumps(dict(changed), sort_keys=True, default=str).encode()).hexdigest()
-        name += f"-{digest[:8]}"
-    return name
+        dataset = f"{dataset}-{digest[:8]}"
+    return f"{chapter}-{dataset}-{profile}-seed{seed}"

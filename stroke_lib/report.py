@@ -24,9 +24,9 @@ PUBLISHED = REPO_ROOT / "book" / "published_numbers.yaml"
 
 
 #: Parameters that do not make a run another experiment: the run folder's name spells out
-#: the dataset, profile and seed; ``data_root`` says where the dataset lies and ``device``
-#: where the chapter runs (the profile follows from it).
-RUN_NAME_PARAMETERS = frozenset({"dataset", "data_root", "profile", "seed", "device"})
+#: the dataset, profile and seed; ``data_root`` and ``source_root`` say where a dataset lies
+#: and ``device`` where the chapter runs (the profile follows from it).
+RUN_NAME_PARAMETERS = frozenset({"dataset", "data_root", "source_root", "profile", "seed", "device"})
 
 
 def run_folder(chapter: str, parameters: Mapping[str, object], profile: str) -> Path:
@@ -35,8 +35,8 @@ def run_folder(chapter: str, parameters: Mapping[str, object], profile: str) -> 
 
     A parameter that the chapter declares and that is set away from its default (other
     than those of ``RUN_NAME_PARAMETERS``) makes the run an experiment with a folder of its
-    own, so that ``-p epochs 5`` never replaces the record that the synthesis chapter and
-    chapter 02 read from the book's run.
+    own (``paths.run_name`` with a digest), so that ``-p epochs 5`` never replaces the
+    record that the synthesis chapter and chapter 02 read from the book's run.
 
     Args:
         parameters: the chapter's parameters as set: a chapter passes its ``globals()``

@@ -52,19 +52,21 @@ def run_costs(runs: Path) -> pd.DataFrame:
     """Every run record under ``runs``: chapter, dataset, profile, device, seed, which run
     it is (``"book"``, or ``"experiment <8 hex digits>"`` for a run with other parameters,
     ``stroke_lib.report.run_folder``) and the chapter's wall time (``seconds``, from its
-    start to its record; "-" in a record that predates it). Sorted by chapter, profile and
-    dataset."""
+    start to its record; "-" in a record that predates it). Sorted by chapter, profile,
+    dataset and run (the book's first)."""
     rows = []
     for path in sorted(Path(runs).glob("*/results.json")):
         record = json.loads(path.read_text())
         chapter, dataset = path.parent.name.split("-")[0], record.get("parameters", {}).get("dataset", "-")
         book = run_name(chapter, dataset, record.get("profile"), record.get("seed"))
+        digest = path.parent.name.removeprefix(f"{chapter}-{dataset}-").split("-")[0]
         rows.append({"chapter": chapter, "dataset": dataset,
                      "profile": record.get("profile"), "device": record.get("device"), "seed": record.get("seed"),
-                     "run": "book" if path.parent.name == book else f"experiment {path.parent.name.rsplit('-', 1)[1]}",
+                     "run": "book" if path.parent.name == book else f"experiment {digest}",
                      "seconds": record.get("seconds", "-")})
     columns = ["chapter", "dataset", "profile", "device", "seed", "run", "seconds"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["chapter", "profile", "dataset"], ignore_index=True)
+    return pd.DataFrame(rows, columns=columns).sort_values(["chapter", "profile", "dataset", "run"],
+                                                           ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_chapter_01_rerun_with_the_same_seed_gives_identical_metrics(tmp_path):
     params = {"profile": "smoke", "epochs": 1, "n_bootstrap": 50, "seed": 0}
     folder = run_folder("01_evaluation", params, "smoke")
     book_run = data_dir() / "runs" / run_name("01_evaluation", "synthetic", "smoke", 0) / "results.json"
-    assert folder.name.startswith(book_run.parent.name + "-")
+    assert folder.name != book_run.parent.name and folder.name.startswith("01_evaluation-synthetic-")
     book_before = book_run.read_bytes() if book_run.exists() else None
     records = []
     for run in range(2):

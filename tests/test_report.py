@@ -3,6 +3,8 @@ are true operating points, ceilings beside AUCs, and pages that name Wilson inte
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,11 +86,13 @@ def test_run_folder_names_the_book_run_and_gives_an_experiment_its_own(tmp_path,
                              "smoke").name == "03_ctnet_ht-cq500-smoke-seed2"
     # any other parameter set away from its default: a folder of its own, the same for the same values
     n400 = report.run_folder("03_ctnet_ht", {"n_subjects": 400}, "smoke")
-    assert n400.parent == book.parent and n400.name.startswith(book.name + "-") and n400 != book
+    assert n400.parent == book.parent and re.fullmatch(r"03_ctnet_ht-synthetic-[0-9a-f]{8}-smoke-seed0", n400.name)
     assert report.run_folder("03_ctnet_ht", {"n_subjects": 400, "lr": 1e-3}, "smoke") == n400
     assert report.run_folder("03_ctnet_ht", {"n_subjects": 401}, "smoke") != n400
     assert report.run_folder("03_ctnet_ht", {"n_subjects": 400, "epochs": 5}, "smoke") not in {n400, book}
-    # the synthesis reads the book's run where the chapter writes it
+    # the synthesis reads the book's run where the chapter writes it, and an experiment as "<dataset>-<digest>"
     from stroke_lib.synthesis import record_path
 
     assert record_path(tmp_path / "runs", "03_ctnet_ht", "synthetic", "smoke", 0) == book / "results.json"
+    digest = n400.name.split("-")[2]
+    assert record_path(tmp_path / "runs", "03_ctnet_ht", f"synthetic-{digest}", "smoke", 0) == n400 / "results.json"

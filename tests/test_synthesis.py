@@ -59,13 +59,16 @@ def test_records_are_found_by_chapter_dataset_profile_and_seed(tmp_path):
     assert costs.loc["03_ctnet_ht", "seconds"] == 12.5 and costs.loc["02_tractnet", "seconds"] == "-"
     assert set(costs.run) == {"book"}
     # an experiment's record (other parameters, a folder of its own) is a cost row, never the book's record
-    experiment = tmp_path / f"{record_path(tmp_path, '03_ctnet_ht', 'synthetic', 'smoke', 0).parent.name}-0a1b2c3d"
+    experiment = record_path(tmp_path, "03_ctnet_ht", "synthetic-0a1b2c3d", "smoke", 0).parent
     shutil.copytree(record_path(tmp_path, "03_ctnet_ht", "synthetic", "smoke", 0).parent, experiment)
     (experiment / "results.json").write_text((experiment / "results.json").read_text().replace("12.5", "99.0"))
     assert load_records(tmp_path, {"03_ctnet_ht": "synthetic"}, "smoke", 0)["03_ctnet_ht"]["seconds"] == 12.5
     costs = run_costs(tmp_path)
     assert costs[costs.chapter == "03_ctnet_ht"][["run", "seconds"]].values.tolist() == [
         ["book", 12.5], ["experiment 0a1b2c3d", 99.0]]
+    # and the synthesis reads the experiment when asked for it by "<dataset>-<digest>"
+    picked = load_records(tmp_path, {"03_ctnet_ht": "synthetic-0a1b2c3d"}, "smoke", 0)
+    assert picked["03_ctnet_ht"]["seconds"] == 99.0
 
 
 def test_every_claim_without_its_record_is_not_testable_and_says_so():
