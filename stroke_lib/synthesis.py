@@ -32,8 +32,9 @@ VERDICTS = ("supported", "not supported", "not testable here")
 
 
 def record_path(runs: Path, chapter: str, dataset: str, profile: str, seed: int) -> Path:
-    """``<runs>/<chapter>-<dataset>-<profile>-seed<seed>/results.json``: the record of the
-    book's own run of ``chapter`` (``stroke_lib.paths.run_name``)."""
+    """``<runs>/<chapter>-<dataset>-<profile>-seed<seed>/results.json``
+    (``stroke_lib.paths.run_name``): the book's run of ``chapter`` on ``dataset``, or an
+    experiment's when ``dataset`` is ``<dataset>-<digest>``, its folder's."""
     return Path(runs) / run_name(chapter, dataset, profile, seed) / "results.json"
 
 
