@@ -191,6 +191,44 @@ def paired_differences(table: pd.DataFrame, x: str, y: str, title: str, xlabel: 
     return fig
 
 
+#: Colour of the CT's brain outline drawn on the DWI (Okabe-Ito reddish purple).
+CT_OUTLINE = "#CC79A7"
+
+
+def two_acquisitions(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                     title: str) -> plt.Figure:
+    """A subject's CT and DWI, two acquisitions, on the DWI's grid: rows of (label, CT HU
+    carried onto the DWI grid, b0, b1000 trace, ADC, the CT's brain mask carried the same
+    way), each an axial 2D slice (X, Y) in RAS. Columns: CT (brain window WC40/WW80), b0,
+    trace, ADC (display ranges from the brain, ADC > 0, as ``dwi_adc``); the CT's brain
+    outline is drawn on the three DWI images, so a misfit shows where they differ."""
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10.0, 2.6 * len(rows) + 0.7), squeeze=False)
+    for r, (label, hu, b0, trace, adc, ct_brain) in enumerate(rows):
+        brain = adc > 0
+        panels = ((hu, "CT, registered (HU)", (0.0, 80.0)),
+                  (b0, "DWI b0 (a.u.)", mri_display_range(b0, brain, 2.5)),
+                  (trace, "DWI b1000 trace (a.u.)", mri_display_range(trace, brain, 2.0)),
+                  (adc, "ADC (1e-6 mm²/s)", mri_display_range(adc, brain, 2.5)))
+        for c, (img, name, (lo, hi)) in enumerate(panels):
+            ax = axes[r, c]
+            im = ax.imshow(img[::-1, ::-1].T, cmap="gray", vmin=lo, vmax=hi)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            if c and ct_brain.any():
+                ax.contour(ct_brain[::-1, ::-1].T > 0.5, levels=[0.5], colors=CT_OUTLINE, linewidths=0.9)
+            _mark_sides(ax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles=[Line2D([], [], color=CT_OUTLINE, lw=1.5, label="the CT's brain, registered onto the DWI")],
+               loc="lower center", fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
 def mass_effect(measured: pd.DataFrame, per_ml: tuple[float, float], title: str) -> plt.Figure:
     """Ventricle shift away from the lesion (mm) against the acute lesion's volume in its
     mask (ml), one point per stroke subject of ``measured`` (``measure_subjects``: columns

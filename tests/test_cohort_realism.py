@@ -113,9 +113,13 @@ def test_early_infarct_loses_grey_white_contrast(measured):
 
 
 def test_every_abnormal_voxel_is_inside_its_mask(measured, small_cohort):
-    assert (measured.dwi_abnormal_outside_mask == 0).all()
+    assert (measured.dwi_abnormal_outside_mask == 0).all()  # DWI, against the DWI grid's mask
+    assert (measured.ct_dense_outside_mask == 0).all()  # CT, against the CT grid's mask
+    haem = measured[measured.stroke_type == "haemorrhagic"]
+    assert len(haem) and (haem.haematoma_hu >= 55).all()  # the check sees blood where it is
     strokes = measured[measured.stroke_type != "none"]
     assert (strokes.acute_lesion_ml > 0).all(), strokes.participant_id[strokes.acute_lesion_ml == 0]
+    assert (strokes.dwi_lesion_ml > 0).all(), strokes.participant_id[strokes.dwi_lesion_ml == 0]
     early = [c for c in measured if c.startswith("region_") and not c.startswith("region_frac_")]
     for _, r in measured.iterrows():
         if (r[early] == "early").any():
@@ -148,10 +152,11 @@ def test_same_patient_at_64_and_128_pixels(tmp_path):
     strokes = tables[64][tables[64].stroke_type != "none"].participant_id
     assert len(strokes) >= 2
     for pid in strokes:
-        mask = f"derivatives/masks/{pid}/{pid}_desc-lesion_mask.nii.gz"
-        (c64, ml64), (c128, ml128) = (_world_centroid(roots[n] / mask) for n in (64, 128))
-        assert np.linalg.norm(c64 - c128) < 3.0, (pid, c64, c128)
-        assert ml64 == pytest.approx(ml128, rel=0.25), pid
+        for grid in ("", "_space-dwi"):  # the CT's grid and the DWI's
+            mask = f"derivatives/masks/{pid}/{pid}{grid}_desc-lesion_mask.nii.gz"
+            (c64, ml64), (c128, ml128) = (_world_centroid(roots[n] / mask) for n in (64, 128))
+            assert np.linalg.norm(c64 - c128) < 3.0, (pid, grid, c64, c128)
+            assert ml64 == pytest.approx(ml128, rel=0.25), (pid, grid)
     # acquisition, not patient: CT noise grows as pixels shrink, with FBP's texture
     from stroke_lib.data.synthetic.realism import read_ct_ras
 
@@ -205,7 +210,41 @@ def test_midline_shift_grows_with_haematoma_volume(tmp_path):
         rows.append(((s.lesion == 3).sum() * voxel_ml, ventricle_shift_mm(s, rec["territory"][-1])))
     ml, shift = np.array(rows).T
     assert spearmanr(ml, shift)[0] >= 0.6, rows
-    assert np.median(shift / ml) >= 0.05, rows  # mm per ml of haematoma
+    assert np.median(shift / ml) >= 0.08, rows  # mm per ml of haematoma (reported 0.1-0.2)
+
+
+def test_t2_shine_through_on_the_trace(measured):
+    """Old infarcts (high ADC, long T2) stay brighter on the trace than their ADC predicts."""
+    old = measured.dropna(subset=["old_trace_ratio", "old_adc_only_ratio"])
+    assert len(old) >= 2
+    assert (old.old_trace_ratio > 1.2 * old.old_adc_only_ratio).all(), old[["old_trace_ratio", "old_adc_only_ratio"]]
+
+
+def test_registered_ct_fits_the_dwi_except_near_the_skull_base(measured):
+    """The CT's brain carried onto the DWI by the two poses fits it at the top and
+    departs near the skull base, where EPI shifts the DWI."""
+    assert (measured.outline_misfit_high < 0.12).all(), measured.outline_misfit_high
+    assert float((measured.outline_misfit_low - measured.outline_misfit_high).median()) > 0.0
+
+
+def test_epi_distortion_is_at_the_skull_base():
+    """The same patient with and without EPI distortion: labels move in the lower slices
+    (near the sinuses and mastoids), not at the vertex; the ADC stays ln(b0 / trace) / b."""
+    from dataclasses import replace
+
+    from stroke_lib.data.synthetic.subject import EPI_SHIFT_MM, render_dwi
+
+    atlas = load_atlas()
+    patient = draw_patient(3, 0, "A", atlas)
+    assert EPI_SHIFT_MM[0] <= patient.epi_shift_mm <= EPI_SHIFT_MM[1]
+    bent = render_dwi(patient, 64, atlas, 0, 3)
+    straight = render_dwi(replace(patient, epi_shift_mm=0.0), 64, atlas, 0, 3)
+    assert EPI_SHIFT_MM[0] / 2 <= bent.epi_shift_mm <= EPI_SHIFT_MM[1] and straight.epi_shift_mm == 0
+    moved = (bent.tissue != straight.tissue).mean(axis=(0, 1))
+    brain = (straight.tissue > 0).sum(axis=(0, 1))
+    slices = np.flatnonzero(brain > 50)
+    low, high = slices[: len(slices) // 3], slices[-len(slices) // 3:]
+    assert moved[low].mean() > 5 * moved[high].mean() and moved[low].mean() > 0.002, moved
 
 
 def test_haemorrhage_locations_at_literature_rates():

@@ -261,7 +261,7 @@ def test_aisd_cases_and_masks(tmp_path):
 
 def _isles24(root: Path, small_cohort: Path) -> None:
     src = small_cohort / "sub-0001/dwi/sub-0001_rec-TRACE_dwi.nii.gz"
-    mask = small_cohort / "derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz"
+    mask = small_cohort / "derivatives/masks/sub-0001/sub-0001_space-dwi_desc-lesion_mask.nii.gz"
     for i, nihss in ((1, 7), (2, "unknown"), (3, 12)):
         pid = f"sub-stroke{i:04d}"
         (root / "raw_data" / pid / "ses-01").mkdir(parents=True)

@@ -63,6 +63,6 @@ def test_measured_volume_follows_the_cohort_truth(small_cohort):
     assert rho > 0.8
     # against the written acute-infarct mask of the same subject space: close in ml
     for p, ml in zip(labels.participant_id, measured.lesion_ml):
-        mask = read_nifti(small_cohort / "derivatives" / "masks" / p / f"{p}_desc-lesion_mask.nii.gz")
+        mask = read_nifti(small_cohort / "derivatives" / "masks" / p / f"{p}_space-dwi_desc-lesion_mask.nii.gz")
         truth = float((np.round(mask.data) == 1).sum()) * abs(np.linalg.det(mask.affine[:3, :3])) / 1000
         assert ml == pytest.approx(truth, abs=0.5 + 0.4 * truth)

@@ -176,7 +176,7 @@ def test_isles22_layout(tmp_path, small_cohort):
     shutil.copy(src / "sub-0001_rec-ADC_dwi.nii.gz", dwi / f"{pid}_ses-0001_adc.nii.gz")
     mask_dir = tmp_path / "derivatives" / pid / "ses-0001"
     mask_dir.mkdir(parents=True)
-    shutil.copy(small_cohort / "derivatives/masks/sub-0001/sub-0001_desc-lesion_mask.nii.gz",
+    shutil.copy(small_cohort / "derivatives/masks/sub-0001/sub-0001_space-dwi_desc-lesion_mask.nii.gz",
                 mask_dir / f"{pid}_ses-0001_msk.nii.gz")
     (tmp_path / "rawdata" / "sub-strokecase0002" / "ses-0001" / "dwi").mkdir(parents=True)
     cohort = load_isles22(tmp_path)

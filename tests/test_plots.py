@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stroke_lib.plots import LESION_STYLES, dwi_adc, mass_effect, mri_display_range  # noqa: E402
+from stroke_lib.plots import LESION_STYLES, dwi_adc, mass_effect, mri_display_range, two_acquisitions  # noqa: E402
 
 
 def _head() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,3 +65,17 @@ def test_mass_effect_plots_every_stroke_subject_over_the_literature_band():
     band = ax.collections[0].get_paths()[0].vertices
     assert np.isclose(band[:, 0].max(), 40.0) and np.isclose(band[:, 1].max(), 0.2 * 40.0)  # to the largest haematoma
     assert "0.1-0.2 mm per ml" in [t.get_text() for t in ax.get_legend().get_texts()][0]
+
+
+def test_two_acquisitions_outlines_the_ct_brain_on_each_dwi_image():
+    yy, xx = np.mgrid[:32, :32]
+    brain = ((xx - 16) ** 2 + (yy - 16) ** 2 < 100).astype(float)
+    shifted = np.roll(brain, 2, axis=1)  # the DWI's brain, displaced along phase encoding
+    rows = [(f"slice {k}", 30 + 10 * brain, 2.3 * shifted, shifted, 850 * shifted, brain) for k in (1, 2)]
+    fig = two_acquisitions(rows, "t")
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 8
+    for i, ax in enumerate(images):
+        outlined = len(ax.collections) > 0
+        assert outlined == (i % 4 != 0), i  # the CT's own panel carries no outline
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["the CT's brain, registered onto the DWI"]

@@ -241,10 +241,10 @@ def load_embedded(root: str | Path, validate: bool = True, modalities: tuple[str
     """Load the embedded cohort: DWI/ADC through ``load_soop``, CT through
     ``load_ct_series_folders``, masks, scan times and every label from ``derivatives/``.
 
-    Each subject gives a ``DWI`` row and a baseline ``CT`` row on one scanner grid, and a
-    ``CT`` row per follow-up NCCT (``sourcedata/ct/sub-X/NCCT_HEAD_FUk``, on a grid of its
-    own); ``mask`` (lesion labels) and ``regions`` (ASPECTS-like regions) name the masks
-    on each row's grid. ``followup`` is 0 for the baseline scans and k for the k-th
+    Each subject gives a ``DWI`` row and a baseline ``CT`` row, two acquisitions on grids
+    of their own, and a ``CT`` row per follow-up NCCT (``sourcedata/ct/sub-X/NCCT_HEAD_FUk``,
+    on a grid of its own too); ``mask`` (lesion labels) and ``regions`` (ASPECTS-like
+    regions) name the masks on each row's grid (``*_space-dwi_desc-*`` for the DWI). ``followup`` is 0 for the baseline scans and k for the k-th
     follow-up; ``hours_from_onset`` is the time of the scan (the DWI's is the baseline
     CT's). ``modalities`` limits what is read (and validated) to ``"DWI"`` or ``"CT"``.
     """
@@ -271,9 +271,10 @@ def load_embedded(root: str | Path, validate: bool = True, modalities: tuple[str
     table = pd.concat(parts).merge(labels, on="patient_id", how="left")
     table["followup"] = table["followup"].fillna(0).astype(int)
     masks = root / "derivatives" / "masks"
-    ses = ["" if k == 0 else f"_ses-fu{k}" for k in table.followup]
-    table["mask"] = [str(masks / p / f"{p}{s}_desc-lesion_mask.nii.gz") for p, s in zip(table.patient_id, ses)]
-    table["regions"] = [str(masks / p / f"{p}{s}_desc-aspects_dseg.nii.gz") for p, s in zip(table.patient_id, ses)]
+    grid = ["_space-dwi" if m == "DWI" else "" if k == 0 else f"_ses-fu{k}"
+            for m, k in zip(table.modality, table.followup)]
+    table["mask"] = [str(masks / p / f"{p}{g}_desc-lesion_mask.nii.gz") for p, g in zip(table.patient_id, grid)]
+    table["regions"] = [str(masks / p / f"{p}{g}_desc-aspects_dseg.nii.gz") for p, g in zip(table.patient_id, grid)]
     table = table.sort_values(["patient_id", "modality", "followup"], ignore_index=True)
     rejects = pd.concat([dwi.rejects, ct.rejects], ignore_index=True)
     return Cohort(table, rejects, "synthetic", root)

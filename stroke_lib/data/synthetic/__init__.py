@@ -4,8 +4,8 @@
 the layout of SOOP (OpenNeuro ds004889) plus a DICOM CT series per subject::
 
     participants.tsv                       participant_id, age, sex, nihss, site
-    sub-0001/dwi/sub-0001_rec-TRACE_dwi.nii.gz, sub-0001_rec-ADC_dwi.nii.gz
-    sub-0001/dwi/sub-0001_rec-TRACE_dwi.json, sub-0001_rec-ADC_dwi.json   (BIDS sidecars, units)
+    sub-0001/dwi/sub-0001_rec-{TRACE,ADC,B0}_dwi.nii.gz   b1000 trace, ADC and b0
+    sub-0001/dwi/sub-0001_rec-{TRACE,ADC,B0}_dwi.json     (BIDS sidecars, units)
     sourcedata/ct/sub-0001/NCCT_HEAD/IM0001.dcm ...
     sourcedata/ct/sub-0001/NCCT_HEAD_FU1/...   follow-up NCCT before HT onset (some
         ischaemic subjects; CohortSpec.followup_rate), on a grid of its own
@@ -17,15 +17,20 @@ the layout of SOOP (OpenNeuro ds004889) plus a DICOM CT series per subject::
         the same masks on a follow-up's grid
     derivatives/masks/sub-0001/sub-0001_desc-tissue_dseg.nii.gz   pure-tissue voxels:
         1 CSF, 2 cortical grey, 3 white matter, 4 deep grey nuclei, 5 internal capsule
+    derivatives/masks/sub-0001/sub-0001_desc-brain_mask.nii.gz   the brain on the CT's grid
+    derivatives/masks/sub-0001/sub-0001_space-dwi_desc-{lesion_mask,aspects_dseg,
+        tissue_dseg}.nii.gz   the same three masks on the DWI's grid
     derivatives/masks/desc-{lesion,tissue}_dseg.tsv  the label values and their names
     derivatives/labels.tsv                 every label and its latent risk
     derivatives/scans.tsv                  participant_id, series, followup (0 baseline),
         hours_from_onset of every CT series (the DWI is acquired with the baseline CT)
-    derivatives/geometry/sub-0001.json     subject <- template transform
+    derivatives/geometry/sub-0001.json     template -> CT and template -> DWI poses
+        (``subject_from_template``, ``dwi_from_template``) and the DWI's peak EPI shift
     derivatives/oracle.json                each label's oracle ceiling (AUC; null if undefined)
 
-The baseline CT and the DWI of a subject share one scanner grid, so its masks fit both; a
-follow-up CT has a grid and masks of its own. A subject's
+The baseline CT and the DWI of a subject are two acquisitions: each has its own grid,
+head position and masks (the DWI's also carry its EPI distortion); a follow-up CT has a
+grid and masks of its own too. A subject's
 anatomy, lesions and labels depend on (seed, subject index) only, never on ``in_plane``.
 A finished cohort is cached by its parameters and never regenerated.
 
@@ -60,6 +65,7 @@ from stroke_lib.data.synthetic.subject import (
     draw_patient,
     followups,
     render,
+    render_dwi,
 )
 from stroke_lib.data.synthetic.writers import (
     ras_affine,
@@ -70,7 +76,7 @@ from stroke_lib.data.synthetic.writers import (
 from stroke_lib.paths import data_dir
 
 __all__ = ["CohortSpec", "generate_cohort", "cohort_path", "oracle_ceilings", "mirror_voxels",
-           "mirror_contrast"]
+           "mirror_contrast", "POSE_KEYS"]
 
 DONE_MARKER = "COHORT_COMPLETE"
 
@@ -151,13 +157,19 @@ def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> tuple[dict[str, o
     atlas = load_atlas()
     patient = draw_patient(index, spec.seed, site, atlas, spec.ht_base_rate)
     sub = render(patient, spec.in_plane, atlas, spec.seed, index)
+    dwi = render_dwi(patient, spec.in_plane, atlas, spec.seed, index)
     pid = f"sub-{index + 1:04d}"
-    affine = ras_affine(sub.spacing, sub.origin)
+    masks = root / "derivatives" / "masks" / pid
+    affine = ras_affine(dwi.spacing, dwi.origin)
     dwi_dir = root / pid / "dwi"
-    write_nifti(dwi_dir / f"{pid}_rec-TRACE_dwi.nii.gz", sub.dwi, affine)
-    write_nifti(dwi_dir / f"{pid}_rec-ADC_dwi.nii.gz", sub.adc, affine)
+    for rec, volume in (("TRACE", dwi.trace), ("ADC", dwi.adc), ("B0", dwi.b0)):
+        write_nifti(dwi_dir / f"{pid}_rec-{rec}_dwi.nii.gz", volume, affine)
     write_dwi_sidecars(dwi_dir, pid, site)
-    write_nifti(root / "derivatives" / "masks" / pid / f"{pid}_desc-tissue_dseg.nii.gz", sub.tissue, affine)
+    for desc, volume in (("lesion_mask", dwi.lesion), ("aspects_dseg", dwi.regions), ("tissue_dseg", dwi.tissue)):
+        write_nifti(masks / f"{pid}_space-dwi_desc-{desc}.nii.gz", volume, affine)
+    ct_affine = ras_affine(sub.spacing, sub.origin)
+    write_nifti(masks / f"{pid}_desc-tissue_dseg.nii.gz", sub.tissue, ct_affine)
+    write_nifti(masks / f"{pid}_desc-brain_mask.nii.gz", sub.brain, ct_affine)
     _write_ct(root, spec, pid, "NCCT_HEAD", sub, site)
     scans = [{"participant_id": pid, "series": "NCCT_HEAD", "followup": 0,
               "hours_from_onset": sub.record["onset_hours"]}]
@@ -168,7 +180,7 @@ def _write_subject(args: tuple[int, str, CohortSpec, Path]) -> tuple[dict[str, o
                       "hours_from_onset": round(hours, 2)})
     geo = root / "derivatives" / "geometry" / f"{pid}.json"
     geo.parent.mkdir(parents=True, exist_ok=True)
-    geo.write_text(json.dumps(sub.geometry, indent=1))
+    geo.write_text(json.dumps({**sub.geometry, "dwi_epi_shift_mm": round(dwi.epi_shift_mm, 3)}, indent=1))
     return {"participant_id": pid, **sub.record}, scans
 
 
@@ -323,19 +335,26 @@ def generate_cohort(
     return root
 
 
-def mirror_voxels(affine: np.ndarray, shape: tuple[int, int, int], geometry: dict) -> np.ndarray:
+#: The geometry record's pose of each modality's acquisition.
+POSE_KEYS = {"CT": "subject_from_template", "DWI": "dwi_from_template"}
+
+
+def mirror_voxels(affine: np.ndarray, shape: tuple[int, int, int], geometry: dict,
+                  modality: str = "CT") -> np.ndarray:
     """Index (3, X, Y, Z) of each voxel's mirror image across the subject's midline.
 
-    The midsagittal plane is the template's x = 0 carried by the subject's pose (the
-    file ``derivatives/geometry/sub-*.json``); the mild elastic part of the warp
-    (about 2 mm) is ignored. Indices are rounded and clipped to the grid.
+    The midsagittal plane is the template's x = 0 carried by the pose of the
+    ``modality``'s acquisition (the file ``derivatives/geometry/sub-*.json``); the mild
+    elastic part of the warp (about 2 mm) and the DWI's EPI shift (a few mm near the
+    skull base) are ignored. Indices are rounded and clipped to the grid.
 
     Args:
         affine: voxel -> RAS mm of the image (a loader's ``Volume.affine``).
         shape: the image shape (X, Y, Z).
-        geometry: the subject's geometry record with ``subject_from_template``.
+        geometry: the subject's geometry record (``POSE_KEYS``' poses).
+        modality: "CT" (the baseline CT) or "DWI" (trace, ADC and b0).
     """
-    pose = np.asarray(geometry["subject_from_template"], float)
+    pose = np.asarray(geometry[POSE_KEYS[modality]], float)
     flip = np.diag([-1.0, 1.0, 1.0, 1.0])
     m = np.linalg.inv(affine) @ pose @ flip @ np.linalg.inv(pose) @ affine
     idx = np.rint(voxel_world(m, shape)).astype(int)
@@ -348,6 +367,7 @@ def mirror_contrast(
     mask: np.ndarray,
     geometry: dict,
     valid: tuple[float, float] = (-np.inf, np.inf),
+    modality: str = "CT",
 ) -> float:
     """Mean of ``image`` inside ``mask`` minus its mean at the mirrored voxels.
 
@@ -357,8 +377,9 @@ def mirror_contrast(
     Args:
         image, mask: (X, Y, Z) arrays on one grid with voxel -> RAS ``affine``.
         geometry: the subject's ``derivatives/geometry/sub-*.json`` record.
+        modality: the acquisition ``image`` belongs to ("CT" or "DWI").
     """
-    mirror = mirror_voxels(affine, image.shape, geometry)
+    mirror = mirror_voxels(affine, image.shape, geometry, modality)
     inside = mask.astype(bool)
     mi = tuple(m[inside] for m in mirror)
     other = image[mi]

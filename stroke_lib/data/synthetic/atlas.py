@@ -38,6 +38,10 @@ class Atlas:
             the posterior fossa (the Hounsfield bar), soft-edged.
         base_hu: HU of the skull base inside the cavity but outside the brain (bone with
             the sphenoid sinus and mastoid air cells; orbital fat and globes), NaN elsewhere.
+        susceptibility: float32 in [0, 1], the B0 off-resonance that the air cells of the
+            skull base (sphenoid sinus, mastoids) and the orbits' air-tissue boundary cause in the
+            brain above them: the air Gaussian-smoothed (sigma 10 mm), 1 at its peak inside
+            the brain. EPI shifts the DWI along its phase-encoding axis in proportion.
         vessels: (3, ...) probability of the left M1, right M1 and other large arteries.
         regions: int map, 0 = none, 1..20 = ``region_names()[i - 1]``.
         territories: dict name -> bool mask (MCA_L, MCA_R, ACA_L, ..., lacunar_L, ...).
@@ -58,6 +62,7 @@ class Atlas:
     ventricle_dist: np.ndarray
     surface_dist: np.ndarray
     outer_dist: np.ndarray
+    susceptibility: np.ndarray
     base_hu: np.ndarray
     streak: np.ndarray
     vessels: np.ndarray
@@ -156,6 +161,8 @@ def load_atlas() -> Atlas:
     globe = _ellipsoid(xyz, (-33, 58, -32), (11, 11, 11)) | _ellipsoid(xyz, (33, 58, -32), (11, 11, 11))
     base_hu[~brain & orbit & (outer_dist < 14)] = -90.0
     base_hu[~brain & globe & (outer_dist < 14)] = 15.0
+    off = ndimage.gaussian_filter((base & air | orbit & ~globe & ~brain).astype(np.float32), 5.0)
+    susceptibility = np.clip(off / off[brain].max(), 0, 1).astype(np.float32)
 
     vessels = np.stack(
         [
@@ -232,6 +239,7 @@ def load_atlas() -> Atlas:
         ventricle_dist=ventricle_dist.astype(np.float32),
         surface_dist=surface_dist.astype(np.float32),
         outer_dist=outer_dist.astype(np.float32),
+        susceptibility=susceptibility,
         base_hu=base_hu,
         streak=ndimage.gaussian_filter(
             (_ellipsoid(xyz, (0, -30, -36), (34, 4, 5)) & brain).astype(np.float32), 1.0),

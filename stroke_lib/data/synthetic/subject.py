@@ -1,13 +1,15 @@
-"""One synthetic subject: the patient (template space), then its CT and DWI/ADC.
+"""One synthetic subject: the patient (template space), then its CT and its DWI.
 
 A subject is two steps. ``draw_patient`` draws everything that makes the patient (clinical
 record, lesions in MNI template space where territories are defined and volumes exact,
 labels, head pose and shape, the scalar image parameters) from
-``numpy.random.default_rng([seed, index])`` alone, so the same (seed, index) is the same
-patient at every ``in_plane``: resolution changes the sampling, never the patient.
-``render`` samples that patient on a scanner grid (one random affine plus a mild elastic
-displacement, anti-aliased for coarse pixels, slab-averaged to 5 mm slices) and adds noise
-from a second generator keyed by (seed, index, in_plane).
+``numpy.random.default_rng([seed, index])`` alone (the DWI's placement from a stream of
+its own), so the same (seed, index) is the same patient at every ``in_plane``:
+resolution changes the sampling, never the patient. ``render`` samples that patient on
+the CT's scanner grid and ``render_dwi`` on the DWI's, a second acquisition with its own
+head position, field of view and EPI distortion (one random affine each plus a mild
+elastic displacement, anti-aliased for coarse pixels, slab-averaged to 5 mm slices), and
+add noise from generators keyed by (seed, index, in_plane).
 
 Scanner grid: axis 0 runs to the patient's left, axis 1 to posterior, axis 2 to superior
 (DICOM LPS order), so a DICOM slice's pixel array is ``volume[:, :, k].T``.
@@ -38,9 +40,10 @@ haemorrhage in deep, lobar, cerebellar, brainstem and subarachnoid locations wit
 intraventricular extension (``population.HAEM_LOCATION_P``); a head with skull base, air
 cells, orbits and scalp fat (``atlas.base_hu``); physiological calcifications
 (``P_CALCIFICATION``); CT noise with FBP texture and pixel-size dependence
-(``_fbp_noise``) and a posterior-fossa beam-hardening band; a DWI trace computed from a
-T2-weighted b0 and the ADC; follow-up NCCT scans before HT onset (``followups``). Not modelled: EPI distortion and separate CT and DWI grids (the
-masks are written once and fit both images, which the loader relies on).
+(``_fbp_noise``) and a posterior-fossa beam-hardening band; a DWI with a T2-weighted b0,
+the b1000 trace computed from it and the ADC, and EPI distortion near the skull base
+(``EPI_SHIFT_MM``); follow-up NCCT scans before HT onset (``followups``). Masks are
+written on every grid (CT, DWI, each follow-up).
 """
 
 from __future__ import annotations
@@ -90,6 +93,14 @@ P_CALCIFICATION = {"pineal": 0.72, "choroid": 0.70, "basal_ganglia": 0.01}
 #: Yang et al., Neurocrit Care 2017 report shift rising with ICH volume).
 MASS_SHARE_HAEMATOMA = 1.6
 MASS_SHARE_INFARCT = 0.25
+#: Subfalcine shift, mm per ml of displacing volume: inside the skull the volume cannot
+#: spread in every direction as the radial model alone lets it, and the central brain
+#: moves across the midline as a block (``_mass_effect``). Calibrated so that the
+#: ventricles' shift measured from the written files (``realism.ventricle_shift_mm``)
+#: reaches the reported 0.1-0.2 mm per ml; the radial model alone gave about 0.05-0.07.
+MIDLINE_SHIFT_MM_PER_ML = 0.11
+#: Reach (mm, Gaussian SD) of the subfalcine shift around the lesion's centre.
+MIDLINE_SHIFT_REACH_MM = 35.0
 #: Follow-up NCCT before HT onset (as CTNet's data, paper 001: several scans per patient,
 #: "prior to HT onset"): hours after the previous scan, Uniform(FOLLOWUP_DELAY_H), at most
 #: MAX_FOLLOWUPS per patient. Net water uptake goes on: the infarct's HU drop approaches
@@ -103,6 +114,24 @@ FOLLOWUP_TAU_H = 24.0
 #: Stream of ``default_rng([seed, index, FOLLOWUP_STREAM])``, apart from the patient's own
 #: draws, so adding follow-ups never changes a baseline scan.
 FOLLOWUP_STREAM = 900_001
+#: The DWI is an acquisition of its own, minutes to hours after the CT: the head lies
+#: differently (each axis turned by Uniform(-DWI_TURN_DEG, DWI_TURN_DEG), shifted by
+#: Uniform(-DWI_SHIFT_MM, DWI_SHIFT_MM) mm), the field of view is an EPI one
+#: (Uniform(DWI_FOV_MM) mm, ``in_plane`` pixels) and it covers DWI_EXTRA_SLICES more
+#: slices than the CT, from 3-7 mm lower, so the whole brain stays inside it. Drawn from
+#: ``default_rng([seed, index, DWI_STREAM])``, apart from the patient's other draws.
+DWI_FOV_MM = (220.0, 240.0)
+DWI_TURN_DEG = 4.0
+DWI_SHIFT_MM = 4.0
+DWI_EXTRA_SLICES = 2
+DWI_STREAM = 900_002
+#: Peak EPI displacement (mm) along the phase-encoding axis, Uniform(EPI_SHIFT_MM), where
+#: the air of the skull base makes B0 inhomogeneous (``atlas.susceptibility``): the shift
+#: is the off-resonance over the bandwidth per pixel in that direction (Jezzard &
+#: Balaban, Magn Reson Med 1995;34:65-73), several mm in the inferior frontal and
+#: temporal lobes for single-shot EPI with parallel imaging; the signal piles up or thins out by
+#: the Jacobian of the shift.
+EPI_SHIFT_MM = (3.0, 7.0)
 #: Lesion mask values written to ``desc-lesion_mask``.
 LESION_LABELS = {1: "acute infarct", 2: "old infarct", 3: "haemorrhage", 4: "perihaematomal oedema"}
 #: Tissue labels written to ``desc-tissue_dseg`` (pure-tissue voxels only).
@@ -112,31 +141,59 @@ TISSUE_LABELS = {1: "CSF", 2: "cortical grey matter", 3: "white matter", 4: "dee
 
 @dataclass
 class Subject:
-    """A generated subject: scanner-space volumes and its labels.
+    """A subject's baseline (or follow-up) NCCT: scanner-space volumes and its labels.
 
     Volumes have shape (N, N, n_slices), axes (left, posterior, superior) as DICOM LPS;
     ``spacing`` is (pixel, pixel, 5.0) mm and ``origin`` the LPS position (mm) of voxel 0.
 
     Attributes:
-        ct_hu: float32 HU.  dwi, adc: float32 b1000 trace (a.u., S0 exp(-b ADC) with a
-            T2-weighted S0, grey matter at the site's ``dwi_scale``) and ADC (1e-6 mm^2/s).
+        ct_hu: float32 HU.
         lesion: uint8 ``LESION_LABELS`` (0 none).
         regions: uint8 ASPECTS-like region labels 0..20.
         tissue: uint8 ``TISSUE_LABELS`` (0 mixed or outside the brain).
+        brain: uint8 1 where brain fills more than half the voxel.
         record: the subject's row of the labels table.
-        geometry: subject -> template mapping, for mirroring across the midline.
+        geometry: template -> scanner poses of the CT (``subject_from_template``) and the
+            DWI (``dwi_from_template``), for mirroring across the midline.
     """
 
     ct_hu: np.ndarray
-    dwi: np.ndarray
+    lesion: np.ndarray
+    regions: np.ndarray
+    tissue: np.ndarray
+    brain: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: np.ndarray
+    record: dict[str, object]
+    geometry: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass
+class DwiScan:
+    """A subject's DWI, an acquisition of its own: grid, head position, EPI distortion.
+
+    Volumes have shape (M, M, n_slices) in DICOM LPS axis order, as ``Subject``; the
+    phase-encoding axis is axis 1 (anterior-posterior, BIDS ``j``).
+
+    Attributes:
+        b0: float32 T2-weighted b = 0 image (a.u.). trace: float32 b1000 trace (a.u.,
+            grey matter at the site's ``dwi_scale``). adc: float32 ln(b0 / trace) / b in
+            1e-6 mm^2/s, computed from the two noisy images as a scanner does, 0 outside
+            the brain.
+        lesion, regions, tissue: the masks on this grid (as ``Subject``'s).
+        spacing, origin: (pixel, pixel, 5.0) mm and the LPS position (mm) of voxel 0.
+        epi_shift_mm: largest phase-encoding displacement inside the brain, mm.
+    """
+
+    b0: np.ndarray
+    trace: np.ndarray
     adc: np.ndarray
     lesion: np.ndarray
     regions: np.ndarray
     tissue: np.ndarray
     spacing: tuple[float, float, float]
     origin: np.ndarray
-    record: dict[str, object]
-    geometry: dict[str, list] = field(default_factory=dict)
+    epi_shift_mm: float
 
 
 @dataclass
@@ -145,8 +202,11 @@ class Patient:
 
     Template-space bool maps (atlas shape): ``acute``, ``old``, ``haem``, ``oedema``,
     ``calcification``; ``leuko_texture`` (20, 24, 20) coarse field spanning the template. ``pose`` 4 x 4 template
-    RAS -> subject RAS mm; ``elastic`` (3, 5, 5, 5) displacement in template voxels;
-    ``bias`` (3, 3, 3) DWI bias field seeds. Scalars are in HU, mm or DWI units.
+    RAS -> subject RAS mm at the CT; ``dwi_pose`` the same at the DWI (the head moved
+    between the two); ``elastic`` (3, 5, 5, 5) displacement in template voxels;
+    ``bias`` (3, 3, 3) DWI bias field seeds. ``dwi_fov``, ``dwi_z_bottom``: the DWI's
+    field of view and lowest slice (mm); ``epi_shift_mm``: its peak EPI displacement.
+    Scalars are in HU, mm or DWI units.
     """
 
     clinical: Clinical
@@ -178,6 +238,10 @@ class Patient:
     adc_lesion: float
     mass_centre: np.ndarray
     mass_ml: float
+    dwi_pose: np.ndarray
+    dwi_fov: float
+    dwi_z_bottom: float
+    epi_shift_mm: float
 
 
 def _draw_blob(
@@ -330,6 +394,14 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
                if c.stroke_type == "haemorrhagic" else MASS_SHARE_INFARCT * effacement * stats.lesion_ml)
     mass = parenchymal if c.stroke_type == "haemorrhagic" else acute
     mass_centre = np.argwhere(mass).mean(0) if mass.any() else np.zeros(3)
+    rng_dwi = np.random.default_rng([seed, index, DWI_STREAM])
+    turn = Rotation.from_euler("xyz", rng_dwi.uniform(-DWI_TURN_DEG, DWI_TURN_DEG, 3), degrees=True)
+    moved = np.eye(4)
+    moved[:3, :3] = turn.as_matrix()
+    moved[:3, 3] = rng_dwi.uniform(-DWI_SHIFT_MM, DWI_SHIFT_MM, 3)
+    dwi_fov = float(rng_dwi.uniform(*DWI_FOV_MM))
+    dwi_z_bottom = z_bottom - float(rng_dwi.uniform(3.0, 7.0))
+    epi_shift_mm = float(rng_dwi.uniform(*EPI_SHIFT_MM))
 
     record: dict[str, object] = {
         "site": site,
@@ -365,6 +437,7 @@ def draw_patient(index: int, seed: int, site: str, atlas: Atlas,
         early_delta=early_delta, gw_loss=gw_loss, effacement=effacement, haem_hu=haem_hu,
         artery_hu=artery_hu, calc_hu=calc_hu, skull_mm=skull_mm, skull_density=skull_density, streak_hu=streak_hu,
         t2_rise=t2_rise, adc_lesion=adc_lesion, mass_centre=mass_centre, mass_ml=mass_ml,
+        dwi_pose=moved @ pose, dwi_fov=dwi_fov, dwi_z_bottom=dwi_z_bottom, epi_shift_mm=epi_shift_mm,
     )
 
 
@@ -471,8 +544,11 @@ def _mass_effect(coords: np.ndarray, patient: Patient, atlas: Atlas) -> np.ndarr
     The lesion adds ``mass_ml`` of volume at ``mass_centre``; the brain around it is
     treated as incompressible, so the point at radius r came from radius
     (r^3 - 3 V / 4 pi)^(1/3): displacement ~ V / (4 pi r^2) far away, which compresses the
-    near ventricle and shifts the midline in proportion to the volume. The skull holds the
-    brain surface in place: the shift fades over the outer 15 mm of the brain.
+    near ventricle and shifts the midline in proportion to the volume. On top, the central
+    brain moves away from the lesion's side by ``MIDLINE_SHIFT_MM_PER_ML * mass_ml``,
+    fading as a Gaussian (``MIDLINE_SHIFT_REACH_MM``) of the distance from the lesion's
+    centre in the sagittal plane (subfalcine shift). The skull holds the brain surface in
+    place: both shifts fade over the outer 15 mm of the brain.
     """
     if patient.mass_ml <= 0:
         return coords
@@ -481,27 +557,45 @@ def _mass_effect(coords: np.ndarray, patient: Patient, atlas: Atlas) -> np.ndarr
     r = np.sqrt((v**2).sum(0)) + 1e-3
     r_src = np.cbrt(np.maximum(r**3 - 3 * patient.mass_ml * 1000 / (4 * np.pi), 0))
     hold = np.clip(ndimage.map_coordinates(atlas.surface_dist, coords, order=1) / 15.0, 0, 1)
-    return coords - v / r * ((r - r_src) * hold / mm)
+    out = coords - v / r * ((r - r_src) * hold / mm)
+    midline = -float(atlas.affine[0, 3]) / mm  # template voxel of x = 0 mm
+    away = 1.0 if patient.mass_centre[0] < midline else -1.0  # RAS: left lesion moves right
+    reach = np.exp(-(v[1] ** 2 + v[2] ** 2) / (2 * MIDLINE_SHIFT_REACH_MM**2))
+    out[0] -= away * MIDLINE_SHIFT_MM_PER_ML * patient.mass_ml * reach * hold / mm
+    return out
 
 
 class _Warp:
-    """Samples template-space maps on the subject's fine scanner grid.
+    """Samples template-space maps on one of the subject's fine scanner grids.
 
     ``__call__`` samples anatomy (with the mass effect); ``lesion`` samples the
-    space-occupying lesions themselves, which stay where they were drawn.
+    space-occupying lesions themselves, which stay where they were drawn. With
+    ``epi_mm`` the grid is an EPI one: every voxel shows the tissue displaced along the
+    phase-encoding axis (axis 1) by ``epi_mm * atlas.susceptibility`` and ``jacobian``
+    (fine grid shape) is how much signal piles up there (1 without distortion);
+    ``shift_mm`` (fine grid shape) is the displacement.
     """
 
-    def __init__(self, patient: Patient, atlas: Atlas, grid_lps_affine: np.ndarray, shape):
+    def __init__(self, patient: Patient, atlas: Atlas, grid_lps_affine: np.ndarray, shape,
+                 pose: np.ndarray, epi_mm: float = 0.0):
         # RAS = diag(-1, -1, 1) @ LPS
         flip = np.diag([-1.0, -1.0, 1.0, 1.0])
         vox_from_mni = np.linalg.inv(atlas.affine)
-        m = vox_from_mni @ np.linalg.inv(patient.pose) @ flip @ grid_lps_affine
+        m = vox_from_mni @ np.linalg.inv(pose) @ flip @ grid_lps_affine
         coords = voxel_world(m, shape)
         # The elastic field lives on template voxels: sampled at the grid's template
         # position, it is the same displacement at every resolution.
         at = coords / (np.array(atlas.shape, np.float32).reshape(3, 1, 1, 1) - 1) * 4
         coords += np.stack([ndimage.map_coordinates(e, at, order=1, mode="nearest")
                             for e in patient.elastic])
+        self.jacobian = np.ones(shape, np.float32)
+        self.shift_mm = np.zeros(shape, np.float32)
+        if epi_mm:
+            shift = epi_mm / float(grid_lps_affine[1, 1]) * ndimage.map_coordinates(
+                atlas.susceptibility, coords, order=1)  # grid voxels along axis 1
+            coords += m[:3, 1].reshape(3, 1, 1, 1).astype(np.float32) * shift
+            self.jacobian = np.clip(1 + np.gradient(shift, axis=1), 0.2, None).astype(np.float32)
+            self.shift_mm = (shift * float(grid_lps_affine[1, 1])).astype(np.float32)
         self.lesion_coords = coords
         self.coords = _mass_effect(coords, patient, atlas)
 
@@ -549,32 +643,57 @@ def _lesion_weight(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask, np.where(mask, share, 0.0).astype(np.float32)
 
 
-def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int, scan: int = 0) -> Subject:
-    """Sample ``patient`` on a scanner grid of ``in_plane`` pixels per side; add noise.
-
-    ``scan`` numbers the patient's scans (0 the baseline, k the k-th follow-up of
-    ``followups``); each gets its own noise."""
-    rng = np.random.default_rng([seed, index, in_plane] + ([FOLLOWUP_STREAM, scan] if scan else []))
-    prof = SITES[patient.site]
-    c = patient.clinical
-    pixel = patient.fov / in_plane
+def _scanner_grid(fov: float, in_plane: int, n_slices: int, z_bottom: float):
+    """(fine LPS affine, fine shape, LPS origin of the first 5 mm slice, pixel mm)."""
+    pixel = fov / in_plane
     dz = SLICE_MM / SUB_SLICES
-    z0 = patient.z_bottom + dz / 2
+    z0 = z_bottom + dz / 2
     grid = np.diag([pixel, pixel, dz, 1.0])
-    fov = patient.fov
     grid[:3, 3] = [-fov / 2 + pixel / 2, -fov / 2 + pixel / 2 + 10.0, z0]
-    shape = (in_plane, in_plane, patient.n_slices * SUB_SLICES)
-    warp = _Warp(patient, atlas, grid, shape)
+    origin = grid[:3, 3].copy()
+    origin[2] = z0 + dz * (SUB_SLICES - 1) / 2  # centre of the first 5 mm slab
+    return grid, (in_plane, in_plane, n_slices * SUB_SLICES), origin, pixel
+
+
+@dataclass
+class _Sampled:
+    """A patient's anatomy and lesions on one grid, as 5 mm slices (X, Y, Z) float32.
+
+    gm, wm, csf, brain, deep, ic: tissue shares (after atrophy; ``csf`` less the sulci
+    that swelling effaced, ``effaced``); vent_d, outer_d: distances (mm) to the ventricles
+    and outside the cranial cavity; outer_fine: ``outer_d`` before slab averaging;
+    regions: region labels; m_*/w_*: lesion masks and partial-volume weights (acute,
+    old, haem, oed); warp: the ``_Warp`` used.
+    """
+
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    effaced: np.ndarray
+    brain: np.ndarray
+    deep: np.ndarray
+    ic: np.ndarray
+    vent_d: np.ndarray
+    outer_d: np.ndarray
+    outer_fine: np.ndarray
+    regions: np.ndarray
+    masks: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    warp: _Warp
+    sigma: float
+
+
+def _sample(patient: Patient, atlas: Atlas, warp: _Warp, in_plane: int) -> _Sampled:
+    """Tissue, distances, regions and lesions of ``patient`` through ``warp``."""
+    c = patient.clinical
     smooth = _smoothed_atlas(in_plane, atlas)
     sigma = _antialias_sigma(in_plane, atlas)
-
-    gm, wm, csf = warp(smooth["gm"]), warp(smooth["wm"]), warp(smooth["csf"])
+    gm, wm = warp(smooth["gm"]), warp(smooth["wm"])
     brain = warp(smooth["brain"])
     vent_d = warp(atlas.ventricle_dist, cval=99.0)
     surf_d = warp(atlas.surface_dist)
     outer_d = warp(atlas.outer_dist, cval=99.0)
     regions_fine = warp(atlas.regions, order=0)
-    leuko_tex = _slab(warp.coarse(patient.leuko_texture, atlas))
 
     # Atrophy: ventricles widen and sulci open with age (mm of CSF added).
     r_sulci = np.clip(0.05 * (c.age - 45), 0, 3)
@@ -582,9 +701,73 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int,
     to_csf = np.maximum(to_csf, np.clip(r_sulci - surf_d + 1, 0, 1) * brain * (gm > wm))
     gm, wm = gm * (1 - to_csf), wm * (1 - to_csf)
     csf = np.where(brain > 0, np.clip(brain - gm - wm, 0, 1), 0)
+    gm, wm, csf, brain = _slab(gm), _slab(wm), _slab(csf), _slab(brain)
+
+    def share(mask: np.ndarray, sample) -> np.ndarray:
+        """Slab share of a template mask; zeros without sampling when it is empty."""
+        if not mask.any():
+            return np.zeros(gm.shape, np.float32)
+        return _slab(sample(_smooth_local(mask, sigma)))
+
+    masks, weights = {}, {}
+    for name, lesion, sample in (("acute", patient.acute, warp.lesion), ("old", patient.old, warp),
+                                 ("haem", patient.haem, warp.lesion), ("oed", patient.oedema, warp.lesion)):
+        masks[name], weights[name] = _lesion_weight(share(lesion, sample))
+    # A stroke lesion is never lost to partial volume: keep its fullest voxel.
+    for name, lesion in (("acute", patient.acute), ("haem", patient.haem)):
+        m, w = masks[name], weights[name]
+        if lesion.any() and not m.any():
+            full = _slab(warp.lesion(lesion.astype(np.float32)))
+            k = np.unravel_index(np.argmax(full), full.shape)
+            m[k], w[k] = True, max(float(full[k]), MASK_MIN_SHARE)
+    masks["oed"] &= ~masks["haem"]
+    weights["oed"][~masks["oed"]] = 0
+    effaced = csf * patient.effacement * weights["acute"]
+    return _Sampled(
+        gm=gm, wm=wm, csf=csf - effaced, effaced=effaced, brain=brain,
+        deep=_slab(warp(smooth["deep"])), ic=_slab(warp(smooth["ic"])), vent_d=_slab(vent_d),
+        outer_d=_slab(outer_d), outer_fine=outer_d,
+        regions=regions_fine[:, :, SUB_SLICES // 2 :: SUB_SLICES].astype(np.uint8),
+        masks=masks, weights=weights, warp=warp, sigma=sigma,
+    )
+
+
+def _label_maps(x: _Sampled) -> tuple[np.ndarray, np.ndarray]:
+    """(lesion labels, tissue labels) uint8 on ``x``'s grid (``LESION_LABELS``, ``TISSUE_LABELS``)."""
+    lesion = np.zeros(x.gm.shape, np.uint8)
+    lesion[x.masks["oed"]] = 4
+    lesion[x.masks["old"]] = 2
+    lesion[x.masks["acute"]] = 1
+    lesion[x.masks["haem"]] = 3
+    tissue, inside = x.gm + x.wm, x.brain > 0.5
+    seg = np.zeros(x.gm.shape, np.uint8)
+    pure = (x.deep < 0.2) & (x.ic < 0.2)
+    seg[(x.csf > 0.85) & inside] = 1
+    seg[(x.gm > 0.6) & (x.csf < 0.15) & pure] = 2
+    seg[(x.wm > 0.9) & pure] = 3
+    seg[(x.deep > 0.8) & (tissue > 0.9)] = 4
+    seg[(x.ic > 0.8) & (tissue > 0.9)] = 5
+    return lesion, seg
+
+
+def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int, scan: int = 0) -> Subject:
+    """The NCCT of ``patient`` on a scanner grid of ``in_plane`` pixels per side, with noise.
+
+    ``scan`` numbers the patient's scans (0 the baseline, k the k-th follow-up of
+    ``followups``); each gets its own noise."""
+    rng = np.random.default_rng([seed, index, in_plane] + ([FOLLOWUP_STREAM, scan] if scan else []))
+    prof = SITES[patient.site]
+    c = patient.clinical
+    grid, shape, origin, pixel = _scanner_grid(patient.fov, in_plane, patient.n_slices, patient.z_bottom)
+    warp = _Warp(patient, atlas, grid, shape, patient.pose)
+    x = _sample(patient, atlas, warp, in_plane)
+    smooth = _smoothed_atlas(in_plane, atlas)
+    w = x.weights
+    gm, wm, deep, ic = x.gm, x.wm, x.deep, x.ic
+    leuko_tex = _slab(warp.coarse(patient.leuko_texture, atlas))
 
     # Skull (thickness and density per subject), diploe, scalp with fat, air.
-    s, d = patient.skull_mm, patient.skull_density
+    s, d, outer_d = patient.skull_mm, patient.skull_density, x.outer_fine
     layer = np.select(
         [outer_d < 1.5, outer_d < 2.7, outer_d < s - 1.2, outer_d < s, outer_d < s + 1.5,
          outer_d < s + 4.5, outer_d < s + 6.0],
@@ -595,50 +778,26 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int,
     head_edge, head_layer = _slab(edge), _slab(layer * edge)
     base_w = _slab(warp(np.isfinite(atlas.base_hu).astype(np.float32)))
     base_hu = _slab(warp(np.nan_to_num(atlas.base_hu)))
-
-    gm, wm, csf, brain = _slab(gm), _slab(wm), _slab(csf), _slab(brain)
-    deep, ic = _slab(warp(smooth["deep"])), _slab(warp(smooth["ic"]))
     vessels = np.stack([_slab(warp(v)) for v in smooth["vessels"]])
-    vent_d = _slab(vent_d)
-    def share(mask: np.ndarray, sample) -> np.ndarray:
-        """Slab share of a template mask; zeros without sampling when it is empty."""
-        if not mask.any():
-            return np.zeros(gm.shape, np.float32)
-        return _slab(sample(_smooth_local(mask, sigma)))
+    calc = (_slab(warp(_smooth_local(patient.calcification, x.sigma)))
+            if patient.calcification.any() else np.zeros(gm.shape, np.float32))
 
-    m_acute, w_acute = _lesion_weight(share(patient.acute, warp.lesion))
-    m_old, w_old = _lesion_weight(share(patient.old, warp))
-    m_haem, w_haem = _lesion_weight(share(patient.haem, warp.lesion))
-    m_oed, w_oed = _lesion_weight(share(patient.oedema, warp.lesion))
-    calc = share(patient.calcification, warp)
-    # A stroke lesion is never lost to partial volume: keep its fullest voxel.
-    for m, w, lesion in ((m_acute, w_acute, patient.acute), (m_haem, w_haem, patient.haem)):
-        if lesion.any() and not m.any():
-            share = _slab(warp.lesion(lesion.astype(np.float32)))
-            k = np.unravel_index(np.argmax(share), share.shape)
-            m[k], w[k] = True, max(float(share[k]), MASK_MIN_SHARE)
-    m_oed &= ~m_haem
-    w_oed[~m_oed] = 0
-
-    # --- CT -------------------------------------------------------------------------
     tissue = gm + wm
     grey_hu = prof.ct_gm_hu * (1 - deep) + prof.ct_deep_hu * deep
     tissue_hu = gm * grey_hu + wm * (prof.ct_wm_hu * (1 - deep) + prof.ct_deep_hu * deep)
     tissue_hu = tissue_hu * (1 - ic) + tissue * prof.ct_wm_hu * ic
     # Leukoaraiosis: periventricular white matter darker with the Fazekas grade.
-    leuko = wm * np.clip(4 + 4 * c.fazekas - vent_d, 0, 4) / 4
+    leuko = wm * np.clip(4 + 4 * c.fazekas - x.vent_d, 0, 4) / 4
     leuko *= np.clip(leuko_tex * 0.8 + 1, 0, 2)
     tissue_hu = tissue_hu - (1.5 + 1.5 * c.fazekas) * leuko * (c.fazekas > 0)
     # Early infarct: loss of grey-white differentiation, water uptake, sulcal effacement.
     excess = tissue_hu - tissue * prof.ct_wm_hu
-    tissue_hu = tissue_hu - w_acute * (patient.gw_loss * np.maximum(excess, 0)
-                                       + patient.early_delta * tissue)
-    effaced = csf * patient.effacement * w_acute
-    csf = csf - effaced
-    hu = tissue_hu + csf * 6.0 + effaced * (prof.ct_wm_hu - patient.early_delta)
-    hu = hu * (1 - 0.9 * w_old) + 8.0 * 0.9 * w_old
-    hu -= 6.0 * w_oed
-    hu = hu * (1 - w_haem) + patient.haem_hu * w_haem
+    tissue_hu = tissue_hu - w["acute"] * (patient.gw_loss * np.maximum(excess, 0)
+                                          + patient.early_delta * tissue)
+    hu = tissue_hu + x.csf * 6.0 + x.effaced * (prof.ct_wm_hu - patient.early_delta)
+    hu = hu * (1 - 0.9 * w["old"]) + 8.0 * 0.9 * w["old"]
+    hu -= 6.0 * w["oed"]
+    hu = hu * (1 - w["haem"]) + patient.haem_hu * w["haem"]
     vessel_p = np.clip(vessels.max(0), 0, 1)
     hu = hu * (1 - vessel_p) + (vessels * patient.artery_hu[:, None, None, None]).sum(0) / np.maximum(
         vessels.sum(0), 1e-6
@@ -647,62 +806,67 @@ def render(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int,
     hu = hu * (1 - head_edge) + head_layer
     hu = hu * (1 - base_w) + base_hu
     hu -= patient.streak_hu * _slab(warp(atlas.streak))
-    inside_head = np.clip(1 - (_slab(outer_d) - s - 6.0), 0, 1)
+    inside_head = np.clip(1 - (x.outer_d - s - 6.0), 0, 1)
     noise = _fbp_noise(rng, hu.shape, pixel) * (0.6 + 0.4 * inside_head + 0.5 * base_w)
     ct_hu = np.clip(hu + prof.ct_noise_sd * (NOISE_REF_PIXEL_MM / pixel) ** 0.5 * noise,
                     -1024, 3071).astype(np.float32)
-
-    # --- DWI: T2-weighted b0 and ADC, then the b1000 trace S0 * exp(-b ADC) ----------
-    # T2 shine-through follows: long-T2 tissue (old infarct, vasogenic oedema) stays
-    # brighter on the trace than its high ADC alone would make it.
-    s0 = gm * 1.0 + wm * 0.8 + csf * 2.2 + effaced * 1.0
-    adc = gm * 850.0 + wm * 750.0 + csf * 3000.0 + effaced * 800.0
-    s0 = s0 * (1 + patient.t2_rise * w_acute)
-    adc = adc * (1 - w_acute) + patient.adc_lesion * w_acute
-    s0 = s0 * (1 - w_old) + 2.0 * w_old
-    adc = adc * (1 - w_old) + 2500.0 * w_old
-    s0 = s0 * (1 + 0.3 * w_oed)
-    adc = adc * (1 - w_oed) + 1100.0 * w_oed
-    s0 = s0 * (1 - w_haem) + 0.6 * w_haem
-    adc = adc * (1 - w_haem) + 650.0 * w_haem
-    dwi = s0 * np.exp(-B_VALUE * adc * 1e-6) / np.exp(-B_VALUE * 850e-6)  # grey matter = 1
-    inside = brain > 0.5
-    head = np.clip(1 - (_slab(outer_d) - 3 - s) / 5, 0, 1)
-    dwi = np.where(inside, dwi, 0.05 * head)
-    adc = np.where(inside, adc, 0.0)
-    bias = 1 + prof.bias_field * ndimage.zoom(patient.bias, np.array(dwi.shape) / 3, order=3)[
-        tuple(slice(0, n) for n in dwi.shape)
-    ]
-    sd = prof.dwi_noise_sd
-    dwi = np.sqrt((dwi * bias + rng.normal(0, sd, dwi.shape)) ** 2 + rng.normal(0, sd, dwi.shape) ** 2)
-    dwi = (dwi * prof.dwi_scale).astype(np.float32)
-    adc = np.clip(adc + rng.normal(0, 60, adc.shape) * (adc > 0), 0, 4000).astype(np.float32)
-
-    lesion = np.zeros(ct_hu.shape, np.uint8)
-    lesion[m_oed] = 4
-    lesion[m_old] = 2
-    lesion[m_acute] = 1
-    lesion[m_haem] = 3
-    regions = regions_fine[:, :, SUB_SLICES // 2 :: SUB_SLICES].astype(np.uint8)
-    tissue_seg = np.zeros(ct_hu.shape, np.uint8)
-    pure = (deep < 0.2) & (ic < 0.2)
-    tissue_seg[(csf > 0.85) & inside] = 1
-    tissue_seg[(gm > 0.6) & (csf < 0.15) & pure] = 2
-    tissue_seg[(wm > 0.9) & pure] = 3
-    tissue_seg[(deep > 0.8) & (tissue > 0.9)] = 4
-    tissue_seg[(ic > 0.8) & (tissue > 0.9)] = 5
-
-    origin = grid[:3, 3].copy()
-    origin[2] = z0 + dz * (SUB_SLICES - 1) / 2  # centre of the first 5 mm slab
+    lesion, tissue_seg = _label_maps(x)
     return Subject(
-        ct_hu=ct_hu,
-        dwi=dwi,
-        adc=adc,
-        lesion=lesion,
-        regions=regions,
-        tissue=tissue_seg,
-        spacing=(pixel, pixel, SLICE_MM),
-        origin=origin,
-        record=dict(patient.record),
-        geometry={"subject_from_template": patient.pose.tolist()},
+        ct_hu=ct_hu, lesion=lesion, regions=x.regions, tissue=tissue_seg,
+        brain=(x.brain > 0.5).astype(np.uint8), spacing=(pixel, pixel, SLICE_MM), origin=origin, record=dict(patient.record),
+        geometry={"subject_from_template": patient.pose.tolist(),
+                  "dwi_from_template": patient.dwi_pose.tolist()},
+    )
+
+
+def render_dwi(patient: Patient, in_plane: int, atlas: Atlas, seed: int, index: int) -> DwiScan:
+    """The DWI of ``patient``: its own grid (``in_plane`` pixels over ``dwi_fov``), head
+    position (``dwi_pose``) and EPI distortion; b0, b1000 trace and ADC, masks on its grid.
+
+    Noise comes from ``default_rng([seed, index, in_plane, DWI_STREAM])``: Rician, the
+    same SD on b0 and trace (one receiver); the ADC is computed from the noisy pair."""
+    rng = np.random.default_rng([seed, index, in_plane, DWI_STREAM])
+    prof = SITES[patient.site]
+    grid, shape, origin, pixel = _scanner_grid(patient.dwi_fov, in_plane,
+                                               patient.n_slices + DWI_EXTRA_SLICES, patient.dwi_z_bottom)
+    warp = _Warp(patient, atlas, grid, shape, patient.dwi_pose, epi_mm=patient.epi_shift_mm)
+    x = _sample(patient, atlas, warp, in_plane)
+    w = x.weights
+    # T2-weighted b0 and ADC, then the b1000 trace S0 * exp(-b ADC). T2 shine-through
+    # follows: long-T2 tissue (old infarct, vasogenic oedema) stays brighter on the trace
+    # than its high ADC alone would make it.
+    s0 = x.gm * 1.0 + x.wm * 0.8 + x.csf * 2.2 + x.effaced * 1.0
+    adc = x.gm * 850.0 + x.wm * 750.0 + x.csf * 3000.0 + x.effaced * 800.0
+    s0 = s0 * (1 + patient.t2_rise * w["acute"])
+    adc = adc * (1 - w["acute"]) + patient.adc_lesion * w["acute"]
+    s0 = s0 * (1 - w["old"]) + 2.0 * w["old"]
+    adc = adc * (1 - w["old"]) + 2500.0 * w["old"]
+    s0 = s0 * (1 + 0.3 * w["oed"])
+    adc = adc * (1 - w["oed"]) + 1100.0 * w["oed"]
+    s0 = s0 * (1 - w["haem"]) + 0.6 * w["haem"]
+    adc = adc * (1 - w["haem"]) + 650.0 * w["haem"]
+    unit = np.exp(-B_VALUE * 850e-6)  # grey matter's trace = 1
+    inside = x.brain > 0.5
+    head = np.clip(1 - (x.outer_d - 3 - patient.skull_mm) / 5, 0, 1)
+    b0 = np.where(inside, s0 / unit, 0.3 * head)
+    trace = np.where(inside, s0 * np.exp(-B_VALUE * adc * 1e-6) / unit, 0.05 * head)
+    bias = 1 + prof.bias_field * ndimage.zoom(patient.bias, np.array(b0.shape) / 3, order=3)[
+        tuple(slice(0, n) for n in b0.shape)
+    ]
+    gain = bias * _slab(warp.jacobian)
+    sd = prof.dwi_noise_sd
+
+    def rician(signal: np.ndarray) -> np.ndarray:
+        return np.sqrt((signal * gain + rng.normal(0, sd, signal.shape)) ** 2
+                       + rng.normal(0, sd, signal.shape) ** 2)
+
+    b0, trace = rician(b0), rician(trace)
+    adc = np.where(inside, np.clip(np.log(b0 / trace) / B_VALUE * 1e6, 0, 4000), 0.0)
+    lesion, tissue_seg = _label_maps(x)
+    brain_shift = np.abs(_slab(warp.shift_mm))[inside]
+    return DwiScan(
+        b0=(b0 * prof.dwi_scale).astype(np.float32), trace=(trace * prof.dwi_scale).astype(np.float32),
+        adc=adc.astype(np.float32), lesion=lesion, regions=x.regions, tissue=tissue_seg,
+        spacing=(pixel, pixel, SLICE_MM), origin=origin,
+        epi_shift_mm=float(brain_shift.max()) if brain_shift.size else 0.0,
     )

@@ -139,18 +139,25 @@ def write_ct_series(
 DWI_SIDECARS = {
     "TRACE": {"Description": "isotropic diffusion-weighted image (trace), b = 1000 s/mm^2",
               "Units": "arbitrary", "DiffusionBValue": 1000},
-    "ADC": {"Description": "apparent diffusion coefficient map",
+    "ADC": {"Description": "apparent diffusion coefficient map, ln(b0 / trace) / b",
             "Units": "um^2/s", "UnitsNote": "1e-6 mm^2/s (water at 37 C is about 3000)"},
+    "B0": {"Description": "T2-weighted image without diffusion weighting, b = 0 s/mm^2",
+           "Units": "arbitrary", "DiffusionBValue": 0},
 }
 
 
 def write_dwi_sidecars(folder: Path, participant: str, site: str) -> list[Path]:
-    """Write ``{participant}_rec-TRACE_dwi.json`` and ``_rec-ADC_dwi.json`` into ``folder``."""
+    """Write ``{participant}_rec-{TRACE,ADC,B0}_dwi.json`` into ``folder``.
+
+    All three come from one single-shot EPI acquisition, phase-encoded along the
+    second voxel axis (anterior-posterior, BIDS ``j``), without distortion correction.
+    """
     paths = []
     for rec, fields in DWI_SIDECARS.items():
         meta = {"Modality": "MR", "MagneticFieldStrength": 3 if site == "A" else 1.5,
                 "Manufacturer": "SYNTHETIC", "InstitutionName": f"Site {site}",
-                "SliceThickness": 5.0, **fields}
+                "SliceThickness": 5.0, "PulseSequenceType": "EPI", "PhaseEncodingDirection": "j",
+                **fields}
         path = folder / f"{participant}_rec-{rec}_dwi.json"
         path.write_text(json.dumps(meta, indent=1, sort_keys=True))
         paths.append(path)
