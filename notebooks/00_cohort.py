@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import ndimage, stats
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -46,7 +46,7 @@ from stroke_lib.data.summary import lesion_contrast
 from stroke_lib.data.synthetic.labels import model_table
 from stroke_lib.page import chapter_opening, format_interval, glue_figure
 from stroke_lib.paths import data_dir
-from stroke_lib.plots import (LESION_STYLES, ct_windows, dwi_adc, label_distributions, mass_effect, paired_differences,
+from stroke_lib.plots import (LESION_STYLES, ct_slices, ct_windows, dwi_adc, label_distributions, mass_effect, paired_differences,
                               two_acquisitions)
 from stroke_lib.preprocess import WINDOWS
 from stroke_lib.runtime import start_run, versions
@@ -278,6 +278,46 @@ else:
 # {glue:text}`ct_contrast_median` its mirror image: partial volume of 5 mm
 # slices and noise blur the applied difference, which is why early CT signs are hard
 # for readers and models alike.
+#
+# ### The head around the brain
+#
+# A reader looks past the brain too. The embedded CT has a skull whose thickness and
+# density vary by subject, a skull base with the sphenoid sinus and the mastoid air cells,
+# orbits with fat and globes, scalp fat, a beam-hardening band between the petrous bones,
+# and the physiological calcifications that mimic blood: the pineal gland and the choroid
+# plexus in most adults, the basal ganglia in a few (rates in the realism table below).
+
+# %%
+if synthetic:
+    quiet = ct[(ct.stroke_type == "none") & ct.calcifications.fillna("").str.contains("pineal")]
+    head_row = (quiet if len(quiet) else ct).iloc[0]
+    head_files = read_subject(cohort.root, head_row.patient_id)
+    inside = np.stack([ndimage.binary_fill_holes(k) for k in np.moveaxis(head_files.hu > -300, 2, 0)], 2)
+    air_cells = (inside & (head_files.hu < -500)).sum((0, 1))
+    spacing = np.sqrt((head_files.affine[:3, :3] ** 2).sum(0))
+    deep = ndimage.distance_transform_edt(head_files.brain, sampling=spacing) > 10.0  # as the realism table
+    dense = (deep & (head_files.hu > 100)).sum((0, 1))
+    head_slices = [(int(np.argmax(air_cells)), "skull base: air cells"),
+                   (int(np.argmax(dense)), "calcifications")]
+    glue_figure("fig_head", ct_slices(
+        [(f"{head_row.patient_id}, slice {k}\n{what}", head_files.hu[:, :, k]) for k, what in head_slices],
+        [WINDOWS["brain"], WINDOWS["subdural"], WINDOWS["bone"]],
+        f"The head around the brain: one {tag} subject without a stroke"))
+else:
+    glue("fig_head", Markdown("*Shown on the embedded cohort only.*"), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_head
+# :name: fig-00-head
+# :alt: Two axial CT slices of one synthetic subject without a stroke in brain, subdural and bone windows: a low slice with the sinus and mastoid air cells, orbits and skull base, and a slice with bright pineal and choroid-plexus calcifications.
+#
+# One subject without a stroke: the slice with the most air enclosed by the head (top)
+# and the slice with the most voxels above 100 HU more than 10 mm inside the brain
+# (bottom), in the
+# brain, subdural and bone windows. What is bright deep in the brain on the bottom row
+# is physiological calcification (pineal gland or choroid plexus), not blood: a detector
+# of "the brightest voxel" finds it first (the brightest-voxel baseline below).
+# ```
 #
 # ## DWI and ADC
 #

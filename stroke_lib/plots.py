@@ -109,6 +109,29 @@ def ct_windows(
     return fig
 
 
+def ct_slices(rows: Sequence[tuple[str, np.ndarray]], windows: Sequence[tuple[float, float]],
+              title: str) -> plt.Figure:
+    """Chosen axial CT slices in several windows: rows of (label, HU slice (X, Y) in RAS),
+    one column per (centre, width) window, one HU colour bar per window."""
+    fig, axes = plt.subplots(len(rows), len(windows), figsize=(2.9 * len(windows), 2.7 * len(rows) + 0.9),
+                             squeeze=False)
+    for r, (label, hu) in enumerate(rows):
+        for c, (wc, ww) in enumerate(windows):
+            ax = axes[r, c]
+            im = ax.imshow(hu[::-1, ::-1].T, cmap="gray", vmin=wc - ww / 2, vmax=wc + ww / 2)
+            _mark_sides(ax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"WC{wc:g}/WW{ww:g}", fontsize=9)
+            if r == len(rows) - 1:
+                fig.colorbar(im, ax=axes[:, c], orientation="horizontal", fraction=0.03, pad=0.02, label="HU")
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
+    return fig
+
+
 def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[int]]],
             title: str) -> plt.Figure:
     """DWI b1000 and ADC side by side with lesion outlines: rows of (label, dwi, adc,

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stroke_lib.plots import LESION_STYLES, dwi_adc, mass_effect, mri_display_range, two_acquisitions  # noqa: E402
+from stroke_lib.plots import LESION_STYLES, ct_slices, dwi_adc, mass_effect, mri_display_range, two_acquisitions  # noqa: E402
 
 
 def _head() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,3 +79,14 @@ def test_two_acquisitions_outlines_the_ct_brain_on_each_dwi_image():
         outlined = len(ax.collections) > 0
         assert outlined == (i % 4 != 0), i  # the CT's own panel carries no outline
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["the CT's brain, registered onto the DWI"]
+
+
+def test_ct_slices_draws_each_slice_in_each_window_in_radiological_order():
+    hu = np.full((20, 20), 40.0)
+    hu[:5] = 1000.0  # bone on the patient's left (RAS axis 0 runs to the right)
+    fig = ct_slices([("a", hu), ("b", hu)], [(40.0, 80.0), (600.0, 2800.0)], "t")
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 4
+    assert [im.get_clim() for im in images[:2]] == [(0.0, 80.0), (-800.0, 2000.0)]
+    shown = images[0].get_array()
+    assert shown[:, :5].mean() == 40.0 and shown[:, -5:].mean() == 1000.0  # the patient's left on the image's right
