@@ -501,8 +501,9 @@ glue_figure("fig_roc", roc_curves(curves, f"ROC, {task.label} ({tag} cohort)", o
 glue("tag", tag, display=False)
 called = int((split91["score_test"] >= 0.5).sum())
 glue("split91_note", f"On the 9:1 split CTNet called {called} of its {len(te91)} test scans positive at 0.5"
-     + (": its sensitivity is 0 and its PPV and F1 are undefined or 0, which says the model learned nothing, "
-        "not that it is precise." if called == 0 else "."), display=False)
+     + (": its sensitivity is 0 and its PPV and F1 are undefined or 0. That says where its threshold sits "
+        "on these scores, not how well it ranks them (its AUC above), and not that it is precise."
+        if called == 0 else "."), display=False)
 ours = paper_vs_study("ctnet", "CTNet, Tiantan test set", tables[f"CTNet, {ev_91}"], f"CTNet, {tag} {ev_91} [95% CI]")
 ours[f"CTNet, {tag} {ev_cv} [95% CI]"] = paper_vs_study(
     "ctnet", "CTNet, Tiantan test set", tables[f"CTNet, {ev_cv}"], "cv")["cv"]

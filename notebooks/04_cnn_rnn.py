@@ -185,7 +185,9 @@ else:
 # before resizing: resized with the skull, a bleed of 60 HU blurs into bone edges of the
 # same window value), resampled to 14 slices of 10 mm and {glue:text}`px` pixels per
 # side, in the three windows. The MRI is the same patients' DWI (b1000) and ADC, each
-# standardised by the median and interquartile range of the brain, on the same grid.
+# standardised by the median and interquartile range of the brain and resized to the same
+# array shape. It is a second acquisition, with its own field of view and head position,
+# so its slices are not the CT's: they are labelled from the DWI's own masks.
 
 # %%
 glue("px", f"{px}", display=False)
@@ -209,13 +211,15 @@ stage1_runs: dict[int, list[dict]] = {}  # id of an input -> the fold records of
 
 def two_stage(x: torch.Tensor, cfg: TrainConfig):
     """The RSNA 2019 recipe (``stroke_lib.two_stage``) on the chapter's patients and folds;
+    the slices labelled from the masks of the input's own acquisition (CT or MRI);
     stage 1 augmented in the full profile only. A second run on the same input whose
     stage 1 is unaugmented too takes the first one's stage 1, the same network, instead of
     training it again (only its stage 2 differs)."""
     stage1_augment = (None if cfg.augment is None or slim else
                       augmentation(spatial_dims=3, spatial_size=(*x.shape[2:4], 3), flip=True))
     reuse = stage1_runs.get(id(x)) if stage1_augment is None else None
-    out = two_stage_cv(x, y, groups, task.slice_labels, folds, cfg, "gru", slim=slim, stage1_augment=stage1_augment,
+    slice_labels = task.mri_slice_labels if has_mri and x is task.mri.x else task.slice_labels
+    out = two_stage_cv(x, y, groups, slice_labels, folds, cfg, "gru", slim=slim, stage1_augment=stage1_augment,
                        stage1_from=reuse)
     if stage1_augment is None:
         stage1_runs.setdefault(id(x), out[1])
@@ -251,7 +255,8 @@ display(pd.DataFrame([{"model": m, "modality": mod, "input": inp, "training": "t
 # **The reference trains in two stages, as the winning RSNA 2019 solutions did**: stage
 # 1 trains the slice CNN on single slices (each with its neighbours) labelled by what
 # the slice shows (the patient's stroke type on slices with lesion, none elsewhere: the
-# lesion masks on the model's grid, on the fold's training patients only); stage 2
+# lesion masks of the input's own acquisition on the model's grid, on the fold's training
+# patients only); stage 2
 # freezes it and trains the bidirectional GRU over the scan with the patient's label.
 # The end-to-end rows train the same networks from the scan label alone. The 3D CNN is
 # chapter 01's ResNet10 with three outputs. Training: the book's one loop

@@ -168,10 +168,18 @@ def _ctnet_skull(r: dict) -> dict:
     trained, random = skull.loc["trained"], skull.loc["random weights"]
     uniform = float(trained["uniform map"])
     bar = max(uniform, float(random.share))
-    verdict = ("supported", f"its interval lies above both a uniform map's share ({uniform:.3f}) and the same "
-               f"network's with random weights ({random.share:.3f})") if float(trained["lower"]) > bar else \
-        ("not supported", f"{'less' if float(trained['upper']) < bar else 'no more'} than a uniform map "
-         f"({uniform:.3f}) or the same network with random weights ({random.share:.3f}) puts there")
+    lower, upper = float(trained["lower"]), float(trained["upper"])
+    bars = {f"a uniform map ({uniform:.3f})": uniform,
+            f"the same network with random weights ({float(random.share):.3f})": float(random.share)}
+    if lower > bar:
+        verdict = ("supported", f"its interval lies above both a uniform map's share ({uniform:.3f}) and the same "
+                   f"network's with random weights ({float(random.share):.3f})")
+    else:  # name only the bars the interval does not clear, and say how it stands to each
+        missed = [f"{'less' if upper < v else 'no more'} than {name} puts there"
+                  for name, v in bars.items() if lower <= v]
+        cleared = [name.split(" (")[0] for name, v in bars.items() if lower > v]
+        verdict = ("not supported", " and ".join(missed)
+                   + (f", although above {cleared[0]}" if cleared else ""))
     share = Estimate(float(trained["share"]), float(trained["lower"]), float(trained["upper"]))
     return row("stated in the paper's limitations (no number)",
                f"{share.text()} of the {trained.method} energy on the skull",

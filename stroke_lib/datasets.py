@@ -383,6 +383,9 @@ class StrokeTypeTask:
         classes: the class names, in index order.
         slices_are_scans: True for a 2D slice dataset (one slice per row, S = 1).
         read_ct: reads a row of ``ct.rows`` as a HU ``Volume`` (for measurements).
+        mri_slice_labels: (N, S) the same for the MRI, from the DWI's own masks on its
+            grid (the DWI is another acquisition: its slices are not the CT's); None
+            without MRI.
     """
 
     ct: ArrayDataset
@@ -391,6 +394,7 @@ class StrokeTypeTask:
     classes: tuple[str, ...]
     slices_are_scans: bool = False
     read_ct: Callable[[pd.Series], Volume] = lambda row: read_ct_series(row.image)
+    mri_slice_labels: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -466,7 +470,9 @@ def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
 
     Embedded cohort: each patient's baseline CT (28 slices of 5 mm around the brain
     resampled to ``n_slices``, ``ct_dataset``) and the DWI and ADC of the same visit
-    resized to the same grid; with ``strip`` the CT is brain-extracted at its own
+    resized to the same array shape (the DWI covers its own field of view: its slices
+    are labelled from its own masks, ``mri_slice_labels``); with ``strip`` the CT is
+    brain-extracted at its own
     resolution before resizing (``ct_dataset``). TEKNOFEST 2021 (``dataset="teknofest_2021"``): every slice a
     scan of its own (``slices_are_scans``), no MRI. RSNA ICH 2019 (``"rsna_ich_2019"``):
     two classes (``RSNA_CLASSES``), every scan of every patient (``rsna_scans``, read with
@@ -498,5 +504,8 @@ def stroke_type_task(table: pd.DataFrame, dataset: str, in_plane: int,
     if (table.modality == "DWI").any():
         dwi_rows = table[table.modality == "DWI"].set_index("patient_id").loc[ct.rows.patient_id].reset_index()
         mri = dwi_dataset(dwi_rows, ct.y, (in_plane, in_plane, n_slices))
-    shows_lesion = ct.masks.any(axis=(1, 2))
-    return StrokeTypeTask(ct, mri, np.where(shows_lesion, ct.y[:, None], index["none"]), STROKE_TYPES)
+    def by_slice(data: ArrayDataset) -> np.ndarray:
+        return np.where(data.masks.any(axis=(1, 2)), data.y[:, None], index["none"])
+
+    return StrokeTypeTask(ct, mri, by_slice(ct), STROKE_TYPES,
+                          mri_slice_labels=by_slice(mri) if mri is not None else None)

@@ -176,7 +176,7 @@ class SaliencyReport:
         maps: (method, network) -> maps ``(N, *spatial)``; network is "trained" or "random weights".
         localisation: one row per (method, network): energy in lesion with its interval,
             lesion share of brain, their ratio, pointing game with its Wilson interval and
-            its chance level, patients with a lesion.
+            its chance level (Wilson over scans), scans and patients with a lesion.
         verdicts: one row per method: trained minus random-weight energy in lesion with its
             interval and the verdict in words; mean Spearman after randomising the top
             layers with its interval and the verdict in words.
@@ -246,7 +246,7 @@ def saliency_checks(
                     "energy / share": energy[0] / float(p.share.mean()),
                     "pointing game": hits / len(p), "pointing lower": pointing.low,
                     "pointing upper": pointing.high, "pointing by chance": float(p.share.mean()),
-                    "patients with a lesion": len(p)})
+                    "scans with a lesion": len(p), "patients with a lesion": int(len(np.unique(g)))})
             diff = per["trained"].energy.to_numpy() - per["random weights"].energy.to_numpy()
             est, lo, hi = _mean_ci(diff, groups[per["trained"]["sample"].to_numpy()], n_boot, seed)
             verdict |= {"energy in lesion, trained minus random": est, "difference lower": lo,

@@ -15,7 +15,7 @@ from myst_nb import glue
 from stroke_lib.book import chapter_defaults
 from stroke_lib.explain import SaliencyReport
 from stroke_lib.metrics import METRIC_DEFINITIONS, bootstrap_ci
-from stroke_lib.page import format_interval
+from stroke_lib.page import decimals_for, format_interval
 
 from stroke_lib.paths import REPO_ROOT, data_dir, run_name
 from stroke_lib.runtime import RunContext, versions
@@ -234,6 +234,16 @@ def model_card(folder: Path, name: str, task: str, data: str, metrics: pd.DataFr
     return pd.Series(card, name=name).to_frame()
 
 
+def _pointing(row: pd.Series) -> tuple[str, str]:
+    """(pointing game with its interval, chance level) at one precision, fine enough that
+    the printed lower bound and chance compare as the values do (at most 4 decimals)."""
+    lo, chance = float(row["pointing lower"]), float(row["pointing by chance"])
+    d = decimals_for(lo, float(row["pointing upper"]))
+    while d < 4 and (round(lo, d) == round(chance, d) or (round(lo, d) > round(chance, d)) != (lo > chance)):
+        d += 1
+    return (f"{row['pointing game']:.{d}f} [{lo:.{d}f}, {row['pointing upper']:.{d}f}]", f"{chance:.{d}f}")
+
+
 def saliency_views(reports: dict[str, SaliencyReport], tag: str) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
     """The saliency tables and sentences a chapter shows, from ``explain.saliency_checks``.
 
@@ -254,10 +264,10 @@ def saliency_views(reports: dict[str, SaliencyReport], tag: str) -> tuple[pd.Dat
                                                           r["energy upper"]) for _, r in loc.iterrows()],
             "lesion share of brain": loc["lesion share of brain"].map("{:.4f}".format),
             "energy / share": loc["energy / share"].map("{:.1f}".format),
-            "pointing game [Wilson 95% CI]": [format_interval(r["pointing game"], r["pointing lower"],
-                                                              r["pointing upper"]) for _, r in loc.iterrows()],
-            "pointing by chance": loc["pointing by chance"].map("{:.4f}".format),
-            "patients": loc["patients with a lesion"]}, index=loc.index)
+            "pointing game [Wilson 95% CI over scans]": [_pointing(r)[0] for _, r in loc.iterrows()],
+            "pointing by chance": [_pointing(r)[1] for _, r in loc.iterrows()],
+            "scans (patients)": [f"{r['scans with a lesion']} ({r['patients with a lesion']})"
+                                 for _, r in loc.iterrows()]}, index=loc.index)
         loc_view.columns.name = f"localisation ({tag})"
     verdicts = pd.concat({m: r.verdicts for m, r in reports.items()}, names=["model"])
     view = pd.DataFrame(index=verdicts.index)
@@ -277,8 +287,8 @@ def saliency_views(reports: dict[str, SaliencyReport], tag: str) -> tuple[pd.Dat
         if localised:
             trained = loc.loc[(model, method, "trained")]
             above = trained["pointing lower"] > trained["pointing by chance"]
-            parts.append(f"pointing game {loc_view.loc[(model, method, 'trained'), 'pointing game [Wilson 95% CI]']}"
-                         f" against {trained['pointing by chance']:.4f} by chance: "
+            game, chance = _pointing(trained)
+            parts.append(f"pointing game {game} against {chance} by chance: "
                          + ("its brightest voxel falls in the lesion more often than chance" if above
                             else "its brightest voxel is no more often in the lesion than by chance"))
         parts.append(f"randomisation check {r['randomisation check'].split(':')[0]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -154,3 +155,24 @@ def test_saliency_views_put_every_verdict_in_a_table_and_in_words():
     loc, verdicts, words = saliency_views({"net": bare}, "soop")
     assert loc is None and "localisation verdict" not in verdicts and "energy" not in words
     assert "pointing game" not in words
+
+
+def test_pointing_game_is_printed_fine_enough_to_compare_with_chance():
+    from stroke_lib.report import _pointing
+
+    row = pd.Series({"pointing game": 1 / 27, "pointing lower": 0.0066, "pointing upper": 0.18,
+                     "pointing by chance": 0.0069})
+    game, chance = _pointing(row)
+    assert (game, chance) == ("0.0370 [0.0066, 0.1800]", "0.0069")  # lower bound visibly below chance
+    row["pointing lower"] = 0.02
+    assert _pointing(row) == ("0.04 [0.02, 0.18]", "0.01")  # well apart: the interval's own precision
+
+
+def test_localisation_counts_scans_and_patients_apart():
+    x, masks = _bright_cube_input()
+    x = torch.cat([x, x.flip(2)])  # two scans of each of two patients
+    masks = np.concatenate([masks, masks[:, ::-1].copy()])
+    report = saliency_checks(_evidence_net(), x, masks, np.ones_like(masks, bool), "1", top_layers=["0"],
+                             n_boot=50, groups=np.array([0, 1, 0, 1]))
+    trained = report.localisation.loc[(next(iter(CAM_METHODS)), "trained")]
+    assert (trained["scans with a lesion"], trained["patients with a lesion"]) == (4, 2)

@@ -104,5 +104,11 @@ def test_stroke_type_task_on_the_embedded_cohort(small_cohort):
     lesion_slices = task.slice_labels != STROKE_TYPES.index("none")
     assert lesion_slices.any() and (task.slice_labels == task.y[:, None])[lesion_slices].all()
     assert (lesion_slices == task.ct.masks.any(axis=(1, 2))).all()
+    # the DWI is its own acquisition: its slices are labelled from its own masks
+    mri_lesion = task.mri_slice_labels != STROKE_TYPES.index("none")
+    assert task.mri_slice_labels.shape == task.slice_labels.shape
+    assert (mri_lesion == task.mri.masks.any(axis=(1, 2))).all()
+    assert (task.mri_slice_labels == task.y[:, None])[mri_lesion].all()
+    assert (mri_lesion != lesion_slices).any()  # another field of view, other slices
     torch.testing.assert_close(task.windows("brain window"), task.ct.x[:, :1])
     assert task.counts("synthetic").loc["patients"].sum() == len(baseline)

@@ -114,3 +114,22 @@ def test_ceilings_come_from_each_kind_of_record():
     assert isinstance(table, pd.DataFrame) and len(table) == 3
     assert list(table[table.chapter == "02_tractnet"].ceiling) == ["oracle ceiling"]
     assert table.set_index("chapter").loc["05_adaptive_transfer", "AUC [95% CI]"] == "0.90 [0.85, 0.95]"
+
+
+def test_the_skull_claim_names_only_the_bars_its_interval_does_not_clear():
+    """Above a uniform map but not above the random-weight control: the reason says so."""
+    def shares(lower: float, upper: float) -> dict:
+        rows = [{"input": "CT", "method": "Grad-CAM", "tissue": "skull", "network": network, "share": share,
+                 "lower": lo, "upper": up, "uniform map": 0.084}
+                for network, share, lo, up in (("trained", (lower + upper) / 2, lower, upper),
+                                               ("random weights", 0.133, 0.12, 0.14))]
+        return {"parameters": {"dataset": "synthetic"}, "profile": "smoke", "metrics": {}, "tissue_shares": rows}
+
+    claim = "CTNet's attention falls on the skull (its stated limitation)"
+    between = claims_table({"03_ctnet_ht": shares(0.121, 0.137)}).set_index("claim").loc[claim]
+    assert between.verdict == "not supported"
+    assert between.why == "no more than the same network with random weights (0.133) puts there, although above a uniform map"
+    below = claims_table({"03_ctnet_ht": shares(0.05, 0.07)}).set_index("claim").loc[claim]
+    assert below.why.startswith("less than a uniform map (0.084) puts there and less than the same network")
+    above_both = claims_table({"03_ctnet_ht": shares(0.2, 0.3)}).set_index("claim").loc[claim]
+    assert above_both.verdict == "supported"
