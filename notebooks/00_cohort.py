@@ -300,7 +300,7 @@ if synthetic:
     head_slices = [(int(np.argmax(air_cells)), "skull base: air cells"),
                    (int(np.argmax(dense)), "calcifications")]
     glue_figure("fig_head", ct_slices(
-        [(f"{head_row.patient_id}, slice {k}\n{what}", head_files.hu[:, :, k]) for k, what in head_slices],
+        [(f"{head_row.patient_id}, slice {k}\n{what}", head_files.hu[:, :, k], None) for k, what in head_slices],
         [WINDOWS["brain"], WINDOWS["subdural"], WINDOWS["bone"]],
         f"The head around the brain: one {tag} subject without a stroke"))
 else:

@@ -58,6 +58,17 @@ def _mark_sides(ax: plt.Axes) -> None:
                 ha="center", va="center", fontweight="bold")
 
 
+def _label_panel(ax: plt.Axes, r: int, c: int, title: str, label: str) -> None:
+    """Mark R and L, drop the ticks, title a first-row panel and name the row on the first column."""
+    _mark_sides(ax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if r == 0:
+        ax.set_title(title, fontsize=9)
+    if c == 0:
+        ax.set_ylabel(label, fontsize=8)
+
+
 def _outline_lesions(ax: plt.Axes, labels: np.ndarray, k: int) -> set[int]:
     """Outline each lesion label on slice ``k`` in its own colour; returns the labels drawn."""
     drawn = set()
@@ -84,51 +95,34 @@ def ct_windows(
 ) -> plt.Figure:
     """A grid of CT slices: one row per (label, HU volume, lesion labels), one column per
     (centre, width) window, each lesion label outlined in its colour (``LESION_STYLES``)
-    on the slice with most lesion; one HU colour bar per window."""
+    on the slice with most lesion; one HU colour bar per window (``ct_slices``)."""
+    picked = []
+    for label, hu, mask in rows:
+        k = lesion_slice(mask)
+        picked.append((label, hu[:, :, k], mask[:, :, k]))
+    return ct_slices(picked, windows, title)
+
+
+def ct_slices(rows: Sequence[tuple[str, np.ndarray, np.ndarray | None]], windows: Sequence[tuple[float, float]],
+              title: str) -> plt.Figure:
+    """Chosen axial CT slices in several windows: rows of (label, HU slice (X, Y) in RAS,
+    its lesion labels or None), one column per (centre, width) window, lesions outlined
+    in their colours (``LESION_STYLES``), one HU colour bar per window."""
     fig, axes = plt.subplots(len(rows), len(windows), figsize=(2.7 * len(windows), 2.6 * len(rows) + 0.9),
                              squeeze=False)
     drawn: set[int] = set()
     for r, (label, hu, mask) in enumerate(rows):
-        k = lesion_slice(mask)
         for c, (wc, ww) in enumerate(windows):
             ax = axes[r, c]
-            im = ax.imshow(axial(hu, k), cmap="gray", vmin=wc - ww / 2, vmax=wc + ww / 2)
-            drawn |= _outline_lesions(ax, mask, k)
-            _mark_sides(ax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"WC{wc:g}/WW{ww:g}", fontsize=9)
+            im = ax.imshow(axial(hu[:, :, None], 0), cmap="gray", vmin=wc - ww / 2, vmax=wc + ww / 2)
+            if mask is not None:
+                drawn |= _outline_lesions(ax, mask[:, :, None], 0)
+            _label_panel(ax, r, c, f"WC{wc:g}/WW{ww:g}", label)
             if r == len(rows) - 1:
                 fig.colorbar(im, ax=axes[:, c], orientation="horizontal", fraction=0.03, pad=0.02,
                              label="HU")
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
     fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
     _lesion_legend(fig, drawn)
-    return fig
-
-
-def ct_slices(rows: Sequence[tuple[str, np.ndarray]], windows: Sequence[tuple[float, float]],
-              title: str) -> plt.Figure:
-    """Chosen axial CT slices in several windows: rows of (label, HU slice (X, Y) in RAS),
-    one column per (centre, width) window, one HU colour bar per window."""
-    fig, axes = plt.subplots(len(rows), len(windows), figsize=(2.9 * len(windows), 2.7 * len(rows) + 0.9),
-                             squeeze=False)
-    for r, (label, hu) in enumerate(rows):
-        for c, (wc, ww) in enumerate(windows):
-            ax = axes[r, c]
-            im = ax.imshow(hu[::-1, ::-1].T, cmap="gray", vmin=wc - ww / 2, vmax=wc + ww / 2)
-            _mark_sides(ax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"WC{wc:g}/WW{ww:g}", fontsize=9)
-            if r == len(rows) - 1:
-                fig.colorbar(im, ax=axes[:, c], orientation="horizontal", fraction=0.03, pad=0.02, label="HU")
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
     return fig
 
 
@@ -156,13 +150,7 @@ def dwi_adc(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequen
             im = ax.imshow(axial(img, k), cmap="gray", vmin=lo, vmax=hi)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
             drawn |= _outline_lesions(ax, mask, k)
-            _mark_sides(ax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+            _label_panel(ax, r, c, name, label)
     fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     _lesion_legend(fig, drawn)
@@ -238,13 +226,7 @@ def two_acquisitions(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarra
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
             if c and ct_brain.any():
                 ax.contour(ct_brain[::-1, ::-1].T > 0.5, levels=[0.5], colors=CT_OUTLINE, linewidths=0.9)
-            _mark_sides(ax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+            _label_panel(ax, r, c, name, label)
     fig.suptitle(f"{title}\n({RADIOLOGICAL})", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.legend(handles=[Line2D([], [], color=CT_OUTLINE, lw=1.5, label="the CT's brain, registered onto the DWI")],

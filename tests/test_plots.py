@@ -84,7 +84,7 @@ def test_two_acquisitions_outlines_the_ct_brain_on_each_dwi_image():
 def test_ct_slices_draws_each_slice_in_each_window_in_radiological_order():
     hu = np.full((20, 20), 40.0)
     hu[:5] = 1000.0  # bone on the patient's left (RAS axis 0 runs to the right)
-    fig = ct_slices([("a", hu), ("b", hu)], [(40.0, 80.0), (600.0, 2800.0)], "t")
+    fig = ct_slices([("a", hu, None), ("b", hu, None)], [(40.0, 80.0), (600.0, 2800.0)], "t")
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 4
     assert [im.get_clim() for im in images[:2]] == [(0.0, 80.0), (-800.0, 2000.0)]
