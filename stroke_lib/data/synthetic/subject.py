@@ -662,8 +662,8 @@ class _Sampled:
     gm, wm, csf, brain, deep, ic: tissue shares (after atrophy; ``csf`` less the sulci
     that swelling effaced, ``effaced``); vent_d, outer_d: distances (mm) to the ventricles
     and outside the cranial cavity; outer_fine: ``outer_d`` before slab averaging;
-    regions: region labels; m_*/w_*: lesion masks and partial-volume weights (acute,
-    old, haem, oed); warp: the ``_Warp`` used.
+    regions: region labels; masks, weights: lesion masks and partial-volume weights
+    ("acute", "old", "haem", "oed"); sigma: the anti-aliasing sigma (template voxels).
     """
 
     gm: np.ndarray
@@ -679,7 +679,6 @@ class _Sampled:
     regions: np.ndarray
     masks: dict[str, np.ndarray]
     weights: dict[str, np.ndarray]
-    warp: _Warp
     sigma: float
 
 
@@ -728,7 +727,7 @@ def _sample(patient: Patient, atlas: Atlas, warp: _Warp, in_plane: int) -> _Samp
         deep=_slab(warp(smooth["deep"])), ic=_slab(warp(smooth["ic"])), vent_d=_slab(vent_d),
         outer_d=_slab(outer_d), outer_fine=outer_d,
         regions=regions_fine[:, :, SUB_SLICES // 2 :: SUB_SLICES].astype(np.uint8),
-        masks=masks, weights=weights, warp=warp, sigma=sigma,
+        masks=masks, weights=weights, sigma=sigma,
     )
 
 
