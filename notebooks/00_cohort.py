@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, stats
+from scipy import ndimage
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -44,6 +44,7 @@ from stroke_lib.data.synthetic.realism import (SHIFT_MM_PER_ML, baseline_table, 
                                                outline_misfit_by_slice, read_subject, realism_table)
 from stroke_lib.data.summary import lesion_contrast
 from stroke_lib.data.synthetic.labels import model_table
+from stroke_lib.metrics import median_ci
 from stroke_lib.page import chapter_opening, format_interval, glue_figure
 from stroke_lib.paths import data_dir
 from stroke_lib.plots import (LESION_STYLES, ct_slices, ct_windows, dwi_adc, label_distributions, mass_effect, paired_differences,
@@ -401,14 +402,9 @@ if synthetic:
         f"The CT and DWI of one {tag} subject, on the DWI's grid"))
     low, high = measured.outline_misfit_low.to_numpy(), measured.outline_misfit_high.to_numpy()
 
-    def median_ci(values: np.ndarray) -> tuple[float, float, float]:
-        ci = stats.bootstrap((values,), np.median, n_resamples=2000, method="percentile",
-                             random_state=seed).confidence_interval
-        return float(np.median(values)), float(ci.low), float(ci.high)
-
-    glue("misfit_low", format_interval(*median_ci(100 * low)) + " %", display=False)
-    glue("misfit_high", format_interval(*median_ci(100 * high)) + " %", display=False)
-    gap = median_ci(100 * (low - high))
+    glue("misfit_low", format_interval(*median_ci(100 * low, seed=seed)) + " %", display=False)
+    glue("misfit_high", format_interval(*median_ci(100 * high, seed=seed)) + " %", display=False)
+    gap = median_ci(100 * (low - high), seed=seed)
     glue("misfit_compared", "so the misfit is larger near the skull base" if gap[1] > 0 else
          "so this cohort does not show the misfit larger near the skull base", display=False)
     glue("epi_shift", f"{np.median(measured.dwi_epi_shift_mm):.1f} mm (range {measured.dwi_epi_shift_mm.min():.1f}-"
@@ -466,13 +462,12 @@ if synthetic:
     per_ml = (big.ventricle_shift_mm / big.acute_lesion_ml).to_numpy()
     literature = f"{SHIFT_MM_PER_ML[0]:g}-{SHIFT_MM_PER_ML[1]:g} mm per ml reported in patients"
     if len(per_ml) >= 3:
-        ci = stats.bootstrap((per_ml,), np.median, n_resamples=2000, method="percentile",
-                             random_state=seed).confidence_interval
-        glue("shift_per_ml", f"{format_interval(float(np.median(per_ml)), ci.low, ci.high)} mm per ml of haematoma "
+        median, ci_low, ci_high = median_ci(per_ml, seed=seed)
+        glue("shift_per_ml", f"{format_interval(median, ci_low, ci_high)} mm per ml of haematoma "
              f"(median, n = {len(per_ml)})", display=False)
         glue("shift_compared", f"its interval lies below the {literature}: the cohort's haematomas push less than "
-             "a patient's" if ci.high < SHIFT_MM_PER_ML[0] else f"its interval lies above the {literature}: the "
-             "cohort's haematomas push more than a patient's" if ci.low > SHIFT_MM_PER_ML[1] else
+             "a patient's" if ci_high < SHIFT_MM_PER_ML[0] else f"its interval lies above the {literature}: the "
+             "cohort's haematomas push more than a patient's" if ci_low > SHIFT_MM_PER_ML[1] else
              f"its interval overlaps the {literature}", display=False)
     else:
         glue("shift_per_ml", f"an amount this cohort cannot measure ({len(per_ml)} such haematomas)", display=False)

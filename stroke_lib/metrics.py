@@ -237,6 +237,16 @@ def bootstrap_ci(
     return float(statistic(y, score)), float(lo), float(hi)
 
 
+def median_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
+              alpha: float = 0.05) -> tuple[float, float, float]:
+    """Median of ``values`` (one per subject) with its percentile bootstrap interval
+    (``scipy.stats.bootstrap``): (median, lower, upper)."""
+    values = np.asarray(values, float)
+    ci = stats.bootstrap((values,), np.median, n_resamples=n_boot, confidence_level=1 - alpha,
+                         method="percentile", random_state=seed).confidence_interval
+    return float(np.median(values)), float(ci.low), float(ci.high)
+
+
 def _structural_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DeLong placement values for K score rows (K, n): AUCs, V10 (K, m), V01 (K, n)."""
     pos, neg = scores[:, y == 1], scores[:, y == 0]

@@ -9,7 +9,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, 
                              recall_score, roc_auc_score)
 
 from stroke_lib.metrics import (UndefinedMetricError, auc, binary_metrics, bootstrap_ci, delong_ci,
-                                delong_test, metrics_table, sensitivity, youden_threshold)
+                                delong_test, median_ci, metrics_table, sensitivity, youden_threshold)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -112,3 +112,13 @@ def test_metrics_table_marks_a_metric_undefined_everywhere():
     assert table.loc["ppv", "method"].startswith("undefined")
     assert table.loc["specificity", "estimate"] == 1.0
     assert table.loc["auc", "method"] == "patient bootstrap"
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_more_subjects():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
+    est, lo, hi = median_ci(few, seed=1)
+    assert est == float(np.median(few)) and lo <= est <= hi
+    assert median_ci(few, seed=1) == (est, lo, hi)  # seeded
+    _, lo_many, hi_many = median_ci(many, seed=1)
+    assert hi_many - lo_many < (hi - lo) / 4 and lo_many < 1.0 < hi_many
